@@ -1,0 +1,60 @@
+"""Fast vs literal EL_10 on the default memorizer: time, speedup, and float32 near-ties.
+
+    python benchmarks/bench_el.py                 # 128 pool rows and 128 unseen rows
+    python benchmarks/bench_el.py --rows 32 --threads 2
+
+The literal path is Jang et al.'s: one `generate` per prefix length, batched over the rows
+(tests/helpers.py). The fast path shares greedy continuations (emso_bench/metrics). Both run in
+float32 here; rows where they differ are float32 near-ties (a teacher-forced pass and cached decoding
+round differently), reported with the largest difference. The tests check exact equality in float64.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from emso_bench.metrics import MetricParams, measure  # noqa: E402
+from tests.helpers import compose, literal_el, literal_greedy  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default="memorizer")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers import GPTNeoForCausalLM
+
+    from emso_bench.models import memorizer_dir
+
+    path = memorizer_dir(compose([f"model={args.model}"]).model)
+    model = GPTNeoForCausalLM.from_pretrained(path).eval()
+    params = MetricParams()
+    print(f"model {path.name}, {args.rows} rows per split, T=100, EL_{params.el_n} from prefix "
+          f"{params.el_first_prefix}, float32, {args.threads} threads")
+    for split in ("pool", "unseen"):
+        seqs = [torch.as_tensor(r) for r in np.load(path / f"{split}.npy")[: args.rows].astype(np.int64)]
+        t0 = time.perf_counter()
+        fast = measure(model, seqs, params)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            lit = literal_el(seqs, literal_greedy(model, seqs, params.el_first_prefix, params.el_n),
+                             params.el_first_prefix, params.el_n)
+        t_lit = time.perf_counter() - t0
+        diff = np.abs(np.array([r["el_10"] for r in fast]) - np.array(lit))
+        print(f"{split:7s} MA {np.mean([r['ma'] for r in fast]):.3f}  EL_10 fast {np.mean([r['el_10'] for r in fast]):.4f} "
+              f"literal {np.mean(lit):.4f} | literal {t_lit:7.1f}s  fast {t_fast:6.1f}s  speedup {t_lit / t_fast:5.1f}x | "
+              f"float32 near-ties: {int((diff > 0).sum())} rows differ, max |diff| {diff.max():.2e}")
+
+
+if __name__ == "__main__":
+    main()

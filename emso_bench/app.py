@@ -1,0 +1,85 @@
+"""emso-bench: erase memorized sequences from a causal LM and measure what happened.
+
+    emso-bench                                   # defaults: memorizer, 128-row forget draw
+    emso-bench method=none eval=fast             # measure only
+    emso-bench model=gpt-neo-125m forget.subset=lm_extraction_128_0
+    emso-bench dry_run=true model=gpt-neo-2.7b   # compose, validate and print the plan; loads nothing
+    emso-bench -m forget.draw=1,2,3              # a Hydra multirun; see sweeps/ for the paper's tables
+
+One run: compose the config; load the model; build the forget/retain/unseen splits; measure them
+"before"; erase (method=none skips this); measure "after"; write the run record (results.json,
+per_example.csv, train_log.jsonl) into Hydra's run directory. A finished run directory is skipped
+unless overwrite=true. Bad input ends with one line on stderr and exit status 2, before any record
+file is touched; inside a multirun, a failing job records `status: failed` and the sweep goes on.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from . import record
+from .errors import UserError
+from .paths import CONF_DIR
+
+log = logging.getLogger("emso_bench")
+
+
+def _run_dir() -> Path:
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def _is_multirun() -> bool:
+    from hydra.types import RunMode
+
+    return HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    from .run import execute, plan
+
+    run_dir = _run_dir()
+    started = time.time()
+    try:
+        if cfg.dry_run:
+            print(plan(cfg))
+            return
+        if record.is_finished(run_dir) and not cfg.overwrite:
+            log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
+            return
+        execute(cfg, run_dir)
+    except UserError as err:
+        if not _is_multirun():
+            print(f"emso-bench: error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        _record_failure(cfg, run_dir, str(err), started)
+    except Exception as err:  # a bug or a crash: keep the traceback, record the failure
+        _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}", started, traceback.format_exc())
+        if not _is_multirun():
+            raise
+
+
+def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, tb: str | None = None) -> None:
+    log.error("run failed: %s", error)
+    if record.is_finished(run_dir) and not cfg.overwrite:
+        return  # never replace a finished record
+    record.write_results(run_dir, {
+        "schema_version": record.SCHEMA_VERSION, "status": "failed", "error": error, "traceback": tb,
+        "model": cfg.model.name, "method": cfg.method.name, "seed": cfg.seed,
+        "config": OmegaConf.to_container(cfg, resolve=False), "wall_seconds": round(time.time() - started, 1),
+        "versions": record.versions(), "git_commit": record.git_commit()})
+
+
+def cli() -> None:
+    """Console entry point: check group choices first, so that a typo is one line, not Hydra's page."""
+    from .cli_check import check_overrides
+
+    check_overrides("emso-bench", sys.argv[1:])
+    main()

@@ -1,0 +1,122 @@
+"""The erasure engine shared by EMSO and every baseline (Jang et al. 2023's protocol).
+
+An epoch is one full-batch step over the forget set: the loss is averaged over the whole set
+(per sequence or per token, as the method defines it) and accumulated over micro-batches, so the
+step does not depend on how the set is split. Only selected weights move (masking.MaskedUpdate).
+After each epoch: MA on the forget set; EL_n too once MA is below its threshold; the run stops
+
+- `forgotten`        when both are below the thresholds, after `stop.min_epochs`;
+- `budget_exhausted` when `stop.max_epochs` are spent;
+- `collapsed`        on a non-finite loss, or when held-out perplexity exceeds `stop.ppl_guard` times
+                     its starting value (a model that forgets by breaking is not a result).
+
+One line per epoch goes to train_log.jsonl; a progress bar shows the epochs.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from tqdm import tqdm
+
+from .masking import MaskedUpdate
+from .metrics import MetricParams, measure, summarize
+from .objectives import Batch
+from .perplexity import perplexity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineResult:
+    status: str
+    epochs: int
+    steps: int
+    seconds: float
+    forget_after: list[dict] | None  # the last epoch's full check, reused as the forget split's "after"
+    history: list[dict] = field(default_factory=list)
+
+
+def make_optimizer(params: list, optim) -> torch.optim.Optimizer:
+    name = optim.name
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=optim.lr, weight_decay=optim.weight_decay)
+    raise ValueError(f"optim.name={name}: expected adamw, adam or sgd")
+
+
+def full_batch_step(model, seqs: Sequence[torch.Tensor], loss_fn: Callable, micro_batch: int, device,
+                    extra_loss: Callable | None = None) -> float:
+    """Accumulate the gradient of mean_x loss_fn(x) (+ extra_loss()) over all seqs; return the loss."""
+    n, total = len(seqs), 0.0
+    for start in range(0, n, micro_batch):
+        batch = Batch.of(seqs[start : start + micro_batch], device)
+        loss = loss_fn(model, batch).sum() / n
+        loss.backward()
+        total += loss.item()
+    if extra_loss is not None:
+        extra = extra_loss(model)
+        extra.backward()
+        total += extra.item()
+    return total
+
+
+def run_epochs(model, forget: Sequence[torch.Tensor], loss_fn: Callable, masked: MaskedUpdate, optimizer,
+               cfg_stop, thresholds: dict, params: MetricParams, micro_batch: int, device, train_log,
+               heldout: torch.Tensor | None = None, extra_loss: Callable | None = None,
+               refresh: Callable[[int], dict | None] | None = None) -> EngineResult:
+    """Erase until forgotten, out of budget or collapsed. `loss_fn(model, batch)` returns one value per
+    sequence; `refresh(epoch)` may return new masks (EMSO's periodic re-selection)."""
+    el_key = f"el_{params.el_n}"
+    started = time.time()
+    ppl0 = perplexity(model, heldout) if heldout is not None else None
+    status, epoch, last_full, history = "budget_exhausted", 0, None, []
+    bar = tqdm(range(1, cfg_stop.max_epochs + 1), desc="erase", unit="epoch", leave=False)
+    for epoch in bar:
+        if refresh is not None and epoch > 1:
+            masks = refresh(epoch)
+            if masks is not None:
+                masked.set_masks(masks)
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = full_batch_step(model, forget, loss_fn, micro_batch, device, extra_loss)
+        line = {"epoch": epoch, "loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+        if not math.isfinite(loss):
+            status = "collapsed"
+            line["reason"] = "non-finite loss"
+            history.append(line)
+            train_log.write(line)
+            break
+        masked.mask_gradients()
+        optimizer.step()
+        masked.restore(optimizer)
+        rows = measure(model, forget, params, with_el=False)
+        line["forget_ma"] = summarize(rows, params)["ma"]
+        if line["forget_ma"] < thresholds["ma"]:
+            rows = measure(model, forget, params, with_el=True)
+            last_full = (epoch, rows)
+            line[f"forget_{el_key}"] = summarize(rows, params)[el_key]
+        if heldout is not None:
+            line["heldout_ppl"] = perplexity(model, heldout)
+        line["seconds"] = round(time.time() - started, 2)
+        history.append(line)
+        train_log.write(line)
+        bar.set_postfix(loss=f"{loss:.3f}", ma=f"{line['forget_ma']:.3f}")
+        if ppl0 is not None and not line["heldout_ppl"] <= cfg_stop.ppl_guard * ppl0:
+            status = "collapsed"
+            line["reason"] = f"held-out perplexity {line['heldout_ppl']:.1f} > {cfg_stop.ppl_guard} x {ppl0:.1f}"
+            break
+        forgotten = line.get(f"forget_{el_key}", math.inf) < thresholds[el_key] and line["forget_ma"] < thresholds["ma"]
+        if forgotten and epoch >= cfg_stop.min_epochs:
+            status = "forgotten"
+            break
+    bar.close()
+    forget_after = last_full[1] if last_full is not None and last_full[0] == epoch else None
+    return EngineResult(status, epoch, epoch, round(time.time() - started, 2), forget_after, history)

@@ -1,0 +1,24 @@
+"""Stable hashes of configs, id lists and weights, recorded with every figure."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+
+def config_hash(obj) -> str:
+    """sha256 of the canonical JSON of a (nested) config."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def ids_hash(ids) -> str:
+    """sha256 of a list of doc ids (order matters)."""
+    return hashlib.sha256(json.dumps([int(i) if not isinstance(i, str) else i for i in ids]).encode()).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

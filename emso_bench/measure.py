@@ -1,0 +1,38 @@
+"""Measure memorization on the run's splits, caching what depends only on the model.
+
+The unseen split's "before" figures depend only on the weights, the split and the metric
+parameters, so they are cached (keyed by all three) and shared by every run on that model:
+a sweep measures them once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+
+from .hashing import config_hash
+from .metrics import MetricParams, measure
+from .paths import cache_dir
+from .record import write_atomic
+from .splits import Split
+
+log = logging.getLogger(__name__)
+
+
+def measure_split(model, split: Split, params: MetricParams, with_el: bool = True,
+                  cache_on: dict | None = None) -> list[dict]:
+    """Per-example metrics of a split; read from / written to the cache when `cache_on` is given
+    (a dict of everything besides the split and params that the result depends on)."""
+    if not split.seqs:
+        return []
+    path = None
+    if cache_on is not None:
+        key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el})
+        path = cache_dir() / "measurements" / f"{key}.json"
+        if path.exists():
+            log.info("%s: cached measurement %s", split.name, path.name)
+            return json.loads(path.read_text())
+    log.info("%s: measuring %d rows%s", split.name, len(split.seqs), " (MA, EL, extraction)" if with_el else " (MA)")
+    rows = measure(model, split.seqs, params, with_el=with_el)
+    if path is not None:
+        write_atomic(path, json.dumps(rows))
+    return rows

@@ -1,0 +1,105 @@
+"""emso-bench-prepare: build (or verify) the embedded memorizer and write its model card.
+
+    emso-bench-prepare                      # the default memorizer: build if missing, then show its gates
+    emso-bench-prepare model=memorizer-2l   # another size (conf/model/memorizer-*.yaml)
+    emso-bench-prepare --twin               # also build the perplexity twin and re-measure the gates
+    emso-bench-prepare --out DIR            # build into DIR (for example to ship a checkpoint)
+
+The build is deterministic from its config and cached under $EMSO_BENCH_CACHE/memorizer/<name>-<key>;
+a shipped checkpoint (emso_bench/data/memorizer/) with the same key is used as is.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import UserError, exit_on_user_error
+from ..paths import cache_dir
+from .build import BuildConfig, build
+
+log = logging.getLogger(__name__)
+
+
+def _build_cfg(model_cfg: DictConfig) -> BuildConfig:
+    try:
+        return BuildConfig.from_dict(OmegaConf.to_container(model_cfg.build, resolve=True))
+    except KeyError as err:
+        raise UserError(f"model={model_cfg.name}: {err.args[0]}") from None
+
+
+def twin_dir(cfg: BuildConfig, name: str) -> Path:
+    return cache_dir() / "memorizer" / f"{name}-twin-{replace(cfg, twin=True).key()}"
+
+
+def prepare(model_cfg: DictConfig, out_dir: Path, threads: int = 2, with_twin: bool = False) -> dict:
+    """Build the memorizer into out_dir when missing; measure its gates; write MODEL_CARD.md."""
+    from transformers import GPT2TokenizerFast, GPTNeoForCausalLM
+
+    from .card import model_card
+    from .gates import heldout_chunks, measure_gates
+    from ..perplexity import perplexity
+
+    cfg = _build_cfg(model_cfg)
+    if not (out_dir / "build.json").exists():
+        build(cfg, out_dir, threads)
+    facts = json.loads((out_dir / "build.json").read_text())
+    twin_ppl = None
+    tdir = twin_dir(cfg, model_cfg.name)
+    if with_twin and not (tdir / "build.json").exists():
+        build(replace(cfg, twin=True), tdir, threads)
+    if (tdir / "build.json").exists():
+        twin = GPTNeoForCausalLM.from_pretrained(tdir)
+        twin_ppl = perplexity(twin, heldout_chunks(GPT2TokenizerFast.from_pretrained(tdir)))
+    model = GPTNeoForCausalLM.from_pretrained(out_dir)
+    tokenizer = GPT2TokenizerFast.from_pretrained(out_dir)
+    gates = measure_gates(model, tokenizer, out_dir, facts["train_seconds"] / 60, twin_ppl)
+    (out_dir / "gates.json").write_text(json.dumps(gates, indent=2))
+    (out_dir / "MODEL_CARD.md").write_text(model_card(model_cfg.name, facts, gates))
+    return gates
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    from hydra import compose, initialize_config_dir
+
+    from ..cli_check import check_overrides
+    from ..paths import CONF_DIR
+
+    check_overrides("emso-bench-prepare", overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="emso-bench-prepare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=memorizer model.build.steps=100")
+    parser.add_argument("--twin", action="store_true", help="also build the perplexity twin (same cost again)")
+    parser.add_argument("--out", type=Path, help="build into this directory instead of the cache")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (results do not depend on it)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_user_error("emso-bench-prepare"):
+        cfg = _compose(args.overrides)
+        if cfg.model.kind != "memorizer":
+            raise UserError(f"model={cfg.model.name}: not a memorizer (emso-bench-prepare builds memorizers only)")
+        from ..models import memorizer_dir
+
+        if args.out:
+            out = args.out
+        else:
+            try:
+                out = memorizer_dir(cfg.model, build_if_missing=False)
+            except UserError:
+                out = cache_dir() / "memorizer" / f"{cfg.model.name}-{_build_cfg(cfg.model).key()}"
+        started = time.time()
+        gates = prepare(cfg.model, out, args.threads, with_twin=args.twin)
+        print(f"memorizer: {out} ({time.time() - started:.0f}s)")
+        for name, gate in gates["gates"].items():
+            verdict = "met" if gate["ok"] else "NOT MET" if gate["ok"] is False else "n/a (build the twin: --twin)"
+            print(f"  {name:20s} {gate['value']!s:>24} {gate['op']} {gate['bound']}: {verdict}")
+        print(f"model card: {out / 'MODEL_CARD.md'}")

@@ -1,0 +1,80 @@
+"""Erasure methods, registered by name (`method=<name>`): EMSO here, the baselines in baselines/.
+
+A method is a class with `erase(ctx: RunContext) -> Outcome`; `@register("name")` makes it available
+as `method=name`, and `get_method` finds one or fails with a did-you-mean. Loss-based methods subclass
+`methods.gradient.GradientMethod` and only define their per-sequence loss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig
+
+from ..errors import unknown
+
+_REGISTRY: dict[str, Callable] = {}
+
+
+@dataclass
+class RunContext:
+    """Everything a method may use: the composed config, the model being edited and its data."""
+    cfg: DictConfig
+    model: torch.nn.Module
+    tokenizer: object
+    splits: dict                 # name -> splits.Split
+    params: object               # metrics.MetricParams
+    thresholds: dict
+    run_dir: Path
+    device: str
+    before: dict                 # name -> per-example metrics before erasure
+    heldout: torch.Tensor | None = None  # held-out text windows for the perplexity guard
+
+
+@dataclass
+class Outcome:
+    status: str                      # measured | forgotten | budget_exhausted | collapsed
+    after: dict | None = None        # per-split per-example metrics after erasure; None: weights unchanged
+    epochs: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    grad_accum: int = 1
+    selection: dict | None = None
+    extra: dict = field(default_factory=dict)  # method-specific facts for the record
+    notes: list = field(default_factory=list)
+
+
+def register(name: str):
+    """Class decorator: make a method available as `method=<name>`."""
+    def wrap(cls):
+        _REGISTRY[name] = cls
+        return cls
+    return wrap
+
+
+def _load_builtin() -> None:
+    import importlib
+    import pkgutil
+
+    from . import none, em, emso  # noqa: F401  (each registers itself)
+
+    try:
+        import baselines
+    except ImportError:  # the baselines package ships beside emso_bench
+        return
+    for info in pkgutil.iter_modules(baselines.__path__):
+        importlib.import_module(f"baselines.{info.name}")
+
+
+def get_method(name: str):
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise unknown("method", name, _REGISTRY)
+    return _REGISTRY[name]()
+
+
+def registered() -> list[str]:
+    _load_builtin()
+    return sorted(_REGISTRY)

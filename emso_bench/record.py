@@ -1,0 +1,102 @@
+"""The run record: results.json (atomic), per_example.csv and train_log.jsonl in the run directory.
+
+The report, the tests and the W&B logger read these files; their shape is the contract in
+DESIGN.md ("The run record"). `results.json` is written once per state change with an atomic
+rename, so a reader never sees half a file and an interrupted run leaves the previous one intact.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+from . import __version__
+
+SCHEMA_VERSION = 1
+RESULTS, PER_EXAMPLE, TRAIN_LOG = "results.json", "per_example.csv", "train_log.jsonl"
+FINISHED = {"measured", "forgotten", "budget_exhausted", "collapsed"}  # terminal states a re-run skips
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to path via a temporary file in the same directory and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(run_dir: Path, results: dict) -> None:
+    write_atomic(run_dir / RESULTS, json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def read_results(run_dir: Path) -> dict | None:
+    """The results.json of a run directory, or None when absent or unreadable."""
+    try:
+        return json.loads((run_dir / RESULTS).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_finished(run_dir: Path) -> bool:
+    results = read_results(run_dir)
+    return bool(results) and results.get("status") in FINISHED
+
+
+def write_per_example(run_dir: Path, rows: list[dict]) -> None:
+    """One row per (doc_id, split) with the metrics before and after, written atomically."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{PER_EXAMPLE}.", suffix=".tmp")
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, run_dir / PER_EXAMPLE)
+
+
+class TrainLog:
+    """train_log.jsonl: one JSON line per epoch, flushed as it is written. Opened (truncated) only
+    when erasure starts, after every input has been validated."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / TRAIN_LOG
+        self._fh = open(self.path, "w", encoding="utf-8")
+
+    def write(self, line: dict) -> None:
+        self._fh.write(json.dumps(line, default=float) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def versions() -> dict:
+    """Versions of the stack, read from package metadata (imports nothing heavy)."""
+    def version(dist: str) -> str | None:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"python": platform.python_version(), "torch": version("torch"), "transformers": version("transformers"),
+            "lm_eval": version("lm_eval"), "hydra": version("hydra-core"), "omegaconf": version("omegaconf"),
+            "deepspeed": version("deepspeed"), "wandb": version("wandb"), "emso_bench": __version__}
+
+
+def git_commit() -> str | None:
+    """HEAD of the suite's checkout, with '+dirty' when tracked files differ; None outside git."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None

@@ -1,0 +1,157 @@
+"""One run, as data flows through it (DESIGN.md): validate, load, measure before, erase, measure after,
+write the record. `plan` is the dry run: the same validation without loading weights."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import record
+from .errors import UserError
+from .hashing import config_hash
+from .measure import measure_split
+from .metrics import MetricParams, summarize
+from .metrics.memorization import check_lengths
+from .perplexity import perplexity, windows
+from .corpus import gutenberg_split
+from .models import load_model, model_source, weights_fingerprint
+from .splits import load_splits
+from .thresholds import resolve_thresholds
+
+log = logging.getLogger("emso_bench")
+SPLITS = ("forget", "retain", "unseen")
+
+
+def metric_params(cfg: DictConfig) -> MetricParams:
+    return MetricParams(el_n=cfg.eval.el_n, el_first_prefix=cfg.eval.el_first_prefix,
+                        extract_context=cfg.model.extract_context, extract_k=cfg.eval.extract_k,
+                        batch_size=cfg.eval.batch_size, branch_batch=cfg.eval.branch_batch)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _check_static(cfg: DictConfig) -> None:
+    """Checks that need no weights: method registered, thresholds usable."""
+    from .methods import get_method
+
+    get_method(cfg.method.name)
+    if cfg.thresholds.source == "fixed":
+        resolve_thresholds(cfg.thresholds, None, f"el_{cfg.eval.el_n}")
+    elif cfg.model.splits == "tdec":
+        raise UserError(f"thresholds.source=unseen: model={cfg.model.name} has no unseen split; use thresholds.source=fixed")
+
+
+def plan(cfg: DictConfig) -> str:
+    """The dry run: the composed config and what the run would do, without loading weights."""
+    _check_static(cfg)
+    source = model_source(cfg.model, build_if_missing=False) if cfg.model.kind != "memorizer" or cfg.model.path else \
+        f"memorizer {cfg.model.name} (built or shipped on first use)"
+    lines = ["# emso-bench dry run: nothing loaded", f"model: {source}", f"method: {cfg.method.name}",
+             f"forget: " + (f"file {cfg.forget.path}" if cfg.forget.path else
+                            f"subset {cfg.forget.subset}" if cfg.forget.subset else
+                            f"draw {cfg.forget.draw} of {cfg.forget.size} rows"),
+             f"thresholds: {cfg.thresholds.source}", "", OmegaConf.to_yaml(cfg, resolve=True)]
+    return "\n".join(lines)
+
+
+def heldout_windows(tokenizer, cfg: DictConfig) -> torch.Tensor:
+    """`eval.ppl_windows` windows of T tokens spread evenly over all held-out Gutenberg text (all 19
+    novels), fixed per tokenizer."""
+    _, held_out = gutenberg_split()
+    chunks = windows(tokenizer.encode("\n\n".join(held_out)), cfg.model.target_length)
+    pick = torch.linspace(0, len(chunks) - 1, min(cfg.eval.ppl_windows, len(chunks))).round().long()
+    return chunks[pick]
+
+
+def _setup(cfg: DictConfig) -> str:
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return resolve_device(cfg.device)
+
+
+def _per_example_rows(splits, before, after, el_key) -> list[dict]:
+    rows = []
+    for name in SPLITS:
+        for i, doc in enumerate(splits[name].doc_ids):
+            row = {"doc_id": doc, "split": name}
+            for tag, values in (("before", before[name]), ("after", after.get(name))):
+                if values:
+                    for key in ("ma", el_key, "extract", "extract_run", "extractable"):
+                        if key in values[i]:
+                            row[f"{key}_{tag}"] = values[i][key]
+            rows.append(row)
+    return rows
+
+
+def execute(cfg: DictConfig, run_dir: Path) -> dict:
+    """Run one erasure (or measurement) end to end; returns the results written to results.json."""
+    started = time.time()
+    _check_static(cfg)
+    device = _setup(cfg)
+    params = metric_params(cfg)
+    el_key = f"el_{params.el_n}"
+    model, tokenizer, source = load_model(cfg.model, device)
+    splits = load_splits(cfg.model, cfg.forget, source, tokenizer)
+    for name in SPLITS:
+        try:
+            check_lengths(splits[name].seqs, params, name if name != "forget" or not cfg.forget.path else
+                          f"forget.path={cfg.forget.path}")
+        except ValueError as err:
+            raise UserError(str(err)) from None
+    fingerprint = weights_fingerprint(source, model)
+    # Every input is valid from here on: only now may the run directory's record files change.
+    cache_on = {"weights": fingerprint, "dtype": cfg.model.dtype, "device": device}
+    before = {name: measure_split(model, splits[name], params, cache_on=cache_on if name == "unseen" else None)
+              for name in SPLITS}
+    summary_before = {name: summarize(before[name], params) for name in SPLITS if before[name]}
+    thresholds = resolve_thresholds(cfg.thresholds, summary_before.get("unseen"), el_key)
+    for name, rows in before.items():
+        if rows:
+            summary_before[name] = summarize(rows, params, thresholds[el_key])
+
+    from .methods import RunContext, get_method
+
+    heldout = heldout_windows(tokenizer, cfg)
+    ppl = {"before": perplexity(model, heldout), "windows": len(heldout), "window": heldout.shape[1],
+           "text": "Gutenberg held-out paragraphs (corpus.py)"}
+    ctx = RunContext(cfg=cfg, model=model, tokenizer=tokenizer, splits=splits, params=params, thresholds=thresholds,
+                     run_dir=run_dir, device=device, before=before, heldout=heldout)
+    outcome = get_method(cfg.method.name).erase(ctx)
+    after = outcome.after if outcome.after is not None else before
+    ppl["after"] = perplexity(model, heldout) if outcome.after is not None else ppl["before"]
+    ppl["ratio"] = ppl["after"] / ppl["before"]
+    summary_after = {name: summarize(after[name], params, thresholds[el_key]) for name in SPLITS if after.get(name)}
+
+    results = {
+        "schema_version": record.SCHEMA_VERSION,
+        "model": cfg.model.name, "method": cfg.method.name, "select": cfg.select.rule,
+        "forget": OmegaConf.to_container(cfg.forget, resolve=True), "n_forget": len(splits["forget"].doc_ids),
+        "seed": cfg.seed, "status": outcome.status, "epochs": outcome.epochs, "steps": outcome.steps,
+        "wall_seconds": round(time.time() - started, 1), "erase_seconds": outcome.seconds,
+        "thresholds": thresholds,
+        "metric_params": params.record(cfg.model.target_length),
+        "model_path": source, "weights_sha256": fingerprint,
+        "splits": {name: splits[name].record() for name in SPLITS},
+        "before": summary_before, "after": summary_after,
+        "heldout_ppl": ppl, "utility": None, "selection": outcome.selection, "method_facts": outcome.extra,
+        "distributed": {"world_size": 1, "zero_stage": None, "offload": None, "precision": cfg.model.dtype,
+                        "grad_accum": outcome.grad_accum},
+        "device": device, "torch_threads": torch.get_num_threads(),
+        "versions": record.versions(), "git_commit": record.git_commit(),
+        "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "notes": outcome.notes,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.write_per_example(run_dir, _per_example_rows(splits, before, after, el_key))
+    record.write_results(run_dir, results)
+    log.info("%s: %s in %.0fs -> %s", cfg.method.name, outcome.status, results["wall_seconds"], run_dir / record.RESULTS)
+    return results

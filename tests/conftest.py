@@ -1,0 +1,42 @@
+"""Shared fixtures: offline, one CPU thread, a private cache, and a micro memorizer built once per session."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network in tests, ever
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # shared 2-core machines: one thread is steadier (NOTES.md)
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory):
+    """A private EMSO_BENCH_CACHE for the whole session (also seen by CLI subprocesses)."""
+    root = tmp_path_factory.mktemp("emso-cache")
+    os.environ["EMSO_BENCH_CACHE"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def micro_cfg(cache_root):
+    """The composed config of a run on the micro memorizer (conf/model/memorizer-micro.yaml)."""
+    from tests.helpers import compose
+
+    return compose(["model=memorizer-micro", "debug=default"])
+
+
+@pytest.fixture(scope="session")
+def micro_memorizer(micro_cfg):
+    """(model directory, model, tokenizer) of the micro memorizer, built once per session (~1 minute)."""
+    from transformers import GPT2TokenizerFast, GPTNeoForCausalLM
+
+    from emso_bench.models import memorizer_dir
+
+    path = memorizer_dir(micro_cfg.model)
+    return path, GPTNeoForCausalLM.from_pretrained(path), GPT2TokenizerFast.from_pretrained(path)

@@ -1,0 +1,102 @@
+"""Test helpers: compose the real config, tiny models, and the literal EL implementation."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+from emso_bench.paths import CONF_DIR, REPO_DIR
+
+
+def compose(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=False)
+
+
+def tiny_gpt_neo(vocab: int = 97, width: int = 32, layers: int = 2, seed: int = 0, positions: int = 128,
+                 window: int = 8) -> GPTNeoForCausalLM:
+    """A random GPT-Neo with global and local attention layers."""
+    torch.manual_seed(seed)
+    cfg = GPTNeoConfig(vocab_size=vocab, hidden_size=width, num_layers=layers, num_heads=2,
+                       attention_types=[[["global", "local"], layers // 2]], window_size=window,
+                       max_position_embeddings=positions, intermediate_size=2 * width, embed_dropout=0.0,
+                       attention_dropout=0.0, resid_dropout=0.0, bos_token_id=0, eos_token_id=0)
+    return GPTNeoForCausalLM(cfg).eval()
+
+
+def _attn_float64(self, query, key, value, attention_mask=None):
+    """GPT-Neo's attention without its cast of queries and keys to float32 (all else as upstream)."""
+    weights = torch.matmul(query, key.transpose(-1, -2))
+    q_len, k_len = query.size(-2), key.size(-2)
+    causal = self.bias[:, :, k_len - q_len : k_len, :k_len]
+    weights = torch.where(causal, weights, torch.tensor(torch.finfo(weights.dtype).min, dtype=weights.dtype))
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1)
+    return torch.matmul(weights, value), weights
+
+
+@contextmanager
+def float64_attention():
+    """Make a float64 GPT-Neo compute attention in float64 too (upstream casts it to float32)."""
+    from transformers.models.gpt_neo import modeling_gpt_neo as mod
+
+    original = mod.GPTNeoSelfAttention._attn
+    mod.GPTNeoSelfAttention._attn = _attn_float64
+    try:
+        yield
+    finally:
+        mod.GPTNeoSelfAttention._attn = original
+
+
+@torch.no_grad()
+def literal_greedy(model, seqs: list[torch.Tensor], first: int, n: int) -> dict:
+    """Literal greedy continuations as Jang et al. compute them: for every prefix length t, one
+    `generate` call batched over the examples of equal length, T - t new tokens, no early stop.
+    Returns {(i, t): continuation}. Shares nothing with the library's fast path."""
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=0, bos_token_id=None)
+    out = {}
+    by_length: dict[int, list[int]] = {}
+    for i, x in enumerate(seqs):
+        by_length.setdefault(len(x), []).append(i)
+    for T, idx in by_length.items():
+        batch = torch.stack([seqs[i] for i in idx])
+        for t in range(first, T - n + 1):
+            config.max_new_tokens = T - t
+            gen = model.generate(batch[:, :t], attention_mask=torch.ones_like(batch[:, :t]), generation_config=config)
+            assert gen.shape[1] == T
+            for row, i in enumerate(idx):
+                out[(i, t)] = gen[row, t:].tolist()
+    return out
+
+
+def literal_el(seqs: list[torch.Tensor], conts: dict, first: int, n: int) -> list[float]:
+    """EL_n from literal continuations, as written in Jang et al.'s code."""
+    values = []
+    for i, x in enumerate(seqs):
+        x = x.tolist()
+        T, total = len(x), 0.0
+        for t in range(first, T - n + 1):
+            label = [tuple(x[t + j : t + j + n]) for j in range(T - t - n + 1)]
+            pred = conts[(i, t)]
+            pred_grams = [tuple(pred[j : j + n]) for j in range(len(pred) - n + 1)]
+            unique = set(label)
+            total += len([g for g in pred_grams if g in unique]) / len(label)
+        values.append(total / (T - n - first + 1))
+    return values
+
+
+def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a console command of the suite in a subprocess with the test environment."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_DIR), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-c", "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()",
+                           *args], cwd=cwd or REPO_DIR, env=env, capture_output=True, text=True, timeout=timeout)

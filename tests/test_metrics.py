@@ -1,0 +1,102 @@
+"""MA, EL_n and extract@k: closed forms on hand-made sequences, and the fast path against the literal
+one (one `generate` per prefix length) in float64, where they must agree exactly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emso_bench.metrics import MetricParams, measure
+from emso_bench.metrics.memorization import check_lengths, el_at
+from tests.helpers import float64_attention, literal_el, literal_greedy, tiny_gpt_neo
+
+
+def test_el_term_counts_continuation_ngrams_found_in_the_true_suffix():
+    truth = [1, 2, 3, 4, 5, 6]  # bigrams: 12 23 34 45 56
+    assert el_at(truth, truth, 2) == 1.0
+    assert el_at(truth, [1, 2, 3, 9, 9, 9], 2) == pytest.approx(2 / 5)  # 12 23
+    assert el_at(truth, [4, 5, 6, 1, 2, 3], 2) == pytest.approx(4 / 5)  # 45 56 12 23 (order does not matter)
+    assert el_at(truth, [1, 2, 1, 2, 1, 2], 2) == pytest.approx(3 / 5)  # 12 counted each time it occurs
+    assert el_at(truth, [7, 7, 7, 7, 7, 7], 2) == 0.0
+
+
+def test_literal_el_of_a_perfect_reciter_is_one_and_of_a_constant_guesser_is_zero():
+    x = torch.arange(1, 31)
+    perfect = {(0, t): x[t:].tolist() for t in range(1, 31 - 3 + 1)}
+    constant = {(0, t): [0] * (30 - t) for t in range(1, 31 - 3 + 1)}
+    assert literal_el([x], perfect, 1, 3) == [1.0]
+    assert literal_el([x], constant, 1, 3) == [0.0]
+
+
+def _params(**kw) -> MetricParams:
+    base = dict(el_n=10, el_first_prefix=1, extract_context=20, extract_k=20, batch_size=8, branch_batch=16)
+    base.update(kw)
+    return MetricParams(**base)
+
+
+def _literal_ma_and_extract(model, seqs, c, k):
+    """MA from one forward pass per sequence, extract@k from a plain greedy generate of k tokens."""
+    from transformers import GenerationConfig
+
+    ma, extract = [], []
+    config = GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=0, max_new_tokens=k)
+    for x in seqs:
+        logits = model(input_ids=x[None]).logits[0]
+        ma.append((logits[:-1].argmax(-1) == x[1:]).double().mean().item())
+        gen = model.generate(x[None, :c], attention_mask=torch.ones(1, c, dtype=torch.long), generation_config=config)
+        extract.append(gen[0, c:].tolist() == x[c : c + k].tolist())
+    return ma, extract
+
+
+def _compare(model, seqs, params):
+    with float64_attention():
+        fast = measure(model, seqs, params)
+        conts = literal_greedy(model, seqs, params.el_first_prefix, params.el_n)
+        ma, extract = _literal_ma_and_extract(model, seqs, params.extract_context, params.extract_k)
+    lit = literal_el(seqs, conts, params.el_first_prefix, params.el_n)
+    assert [r[f"el_{params.el_n}"] for r in fast] == lit  # exact equality, row by row
+    assert [r["ma"] for r in fast] == ma
+    assert [r["extract"] for r in fast] == extract
+    return fast
+
+
+@torch.no_grad()
+def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows():
+    model = tiny_gpt_neo(positions=64, window=8).double()
+    g = torch.Generator().manual_seed(1)
+    # hand-made rows: a repeated motif (the model may lock onto it), random rows, and unequal lengths
+    motif = torch.tensor([5, 6, 7, 8, 9] * 9)
+    seqs = [motif, torch.randint(1, 97, (45,), generator=g), torch.randint(1, 97, (41,), generator=g),
+            torch.cat([motif[:20], torch.randint(1, 97, (21,), generator=g)])]
+    _compare(model, seqs, _params(extract_context=20, extract_k=20, batch_size=3, branch_batch=7))
+
+
+@torch.no_grad()
+def test_fast_el_equals_literal_in_float64_on_the_micro_memorizer(micro_memorizer):
+    path, model, _ = micro_memorizer
+    model = model.double()
+    pool = np.load(path / "pool.npy").astype(np.int64)
+    unseen = np.load(path / "unseen.npy").astype(np.int64)
+    seqs = [torch.as_tensor(r) for r in np.concatenate([pool[:6], unseen[:4]])]
+    fast = _compare(model, seqs, _params(extract_context=50, extract_k=50, batch_size=4, branch_batch=64))
+    assert np.mean([r["ma"] for r in fast[:6]]) > np.mean([r["ma"] for r in fast[6:]])
+
+
+def test_extract_and_run_lengths_follow_the_argmax_hits():
+    from emso_bench.metrics.memorization import _extraction
+
+    x = torch.arange(12)
+    a = x[1:].clone()  # every prediction right
+    assert _extraction(x, a, c=4, k=5, first=1) == (True, 5, True)
+    a[6 - 1] = 0  # prefix length 6 predicts wrong: the run from c=4 is 2 long
+    assert _extraction(x, a, c=4, k=5, first=1) == (False, 2, True)  # t=7..11 is still a 5-long run
+    a[9 - 1] = 0  # runs are now t=1..5, 7..8, 10..11: still extractable from prefix length 1
+    assert _extraction(x, a, c=4, k=5, first=1) == (False, 2, True)
+    a[3 - 1] = 0  # no run of 5 is left
+    assert _extraction(x, a, c=4, k=5, first=1) == (False, 2, False)
+    assert _extraction(x, a, c=4, k=5, first=4)[2] is False
+
+
+def test_sequences_too_short_for_the_metrics_are_named():
+    with pytest.raises(ValueError, match="forget: 1 sequence"):
+        check_lengths([torch.arange(100), torch.arange(60)], MetricParams(), "forget")
