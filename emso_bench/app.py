@@ -24,7 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from . import record
+from . import record, sweep  # noqa: F401  (sweep registers the job-folder resolver)
 from .errors import UserError
 from .paths import CONF_DIR
 
@@ -54,12 +54,14 @@ def main(cfg: DictConfig) -> None:
         if record.is_finished(run_dir) and not cfg.overwrite:
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return
-        execute(cfg, run_dir)
+        group = Path(HydraConfig.get().sweep.dir).name if _is_multirun() else None
+        execute(cfg, run_dir, group=group)
     except UserError as err:
+        print(f"emso-bench: error: {err}", file=sys.stderr, flush=True)
         if not _is_multirun():
-            print(f"emso-bench: error: {err}", file=sys.stderr, flush=True)
             sys.exit(2)
-        _record_failure(cfg, run_dir, str(err), started)
+        if not cfg.dry_run:  # a dry run writes nothing, not even a failure
+            _record_failure(cfg, run_dir, str(err), started)
     except Exception as err:  # a bug or a crash: keep the traceback, record the failure
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}", started, traceback.format_exc())
         if not _is_multirun():
@@ -72,7 +74,8 @@ def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, 
         return  # never replace a finished record
     record.write_results(run_dir, {
         "schema_version": record.SCHEMA_VERSION, "status": "failed", "error": error, "traceback": tb,
-        "model": cfg.model.name, "method": cfg.method.name, "seed": cfg.seed,
+        "model": cfg.model.name, "method": cfg.method.name, "select": cfg.select.rule, "seed": cfg.seed,
+        "forget": OmegaConf.to_container(cfg.forget, resolve=True),
         "config": OmegaConf.to_container(cfg, resolve=False), "wall_seconds": round(time.time() - started, 1),
         "versions": record.versions(), "git_commit": record.git_commit()})
 

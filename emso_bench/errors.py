@@ -25,7 +25,8 @@ def did_you_mean(name: str, options: Iterable[str]) -> str:
 def unknown(kind: str, name: str, options: Iterable[str]) -> UserError:
     """A UserError for an unknown name, listing the choices and the closest one."""
     options = sorted(options)
-    return UserError(f"unknown {kind} '{name}'{did_you_mean(name, options)}; expected one of: {', '.join(options)}")
+    listed = ", ".join(options) if len(options) <= 12 else f"{', '.join(options[:12])}, ... ({len(options)} in all)"
+    return UserError(f"unknown {kind} '{name}'{did_you_mean(name, options)}; expected one of: {listed}")
 
 
 @contextmanager

@@ -36,3 +36,34 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
     if path is not None:
         write_atomic(path, json.dumps(rows))
     return rows
+
+
+def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None = None) -> dict:
+    """lm-eval utility figures ({"<task>/<metric>": value}) with the time they took; read from / written
+    to the cache when `cache_on` is given (utility before erasure depends only on the model and the
+    eval config, so a sweep computes it once per model)."""
+    import time
+
+    from omegaconf import OmegaConf
+
+    from .record import versions
+    from .utility import average_accuracy, evaluate_utility
+
+    spec = OmegaConf.to_container(ucfg, resolve=True)
+    key = config_hash({"on": cache_on, "utility": spec, "lm_eval": versions()["lm_eval"]}) if cache_on else None
+    path = cache_dir() / "utility" / f"{key}.json" if key else None
+    if path is not None and path.exists():
+        log.info("utility: cached %s (not recomputed)", path.name)
+        return dict(json.loads(path.read_text()), cached=True, cache_key=key)
+    log.info("utility: lm-eval %s, limit %s", ", ".join(spec["tasks"]), spec["limit"])
+    started = time.time()
+    figures = evaluate_utility(model, tokenizer, spec["tasks"], limit=spec["limit"], batch_size=spec["batch_size"],
+                               device=device, max_gen_toks=spec.get("max_gen_toks"))
+    try:
+        average = average_accuracy(figures, spec["tasks"])
+    except KeyError:
+        average = None  # no reasoning task asked for
+    out = {"figures": figures, "average_accuracy": average, "seconds": round(time.time() - started, 1)}
+    if path is not None:
+        write_atomic(path, json.dumps(out))
+    return dict(out, cached=False, cache_key=key)

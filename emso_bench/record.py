@@ -63,13 +63,16 @@ class TrainLog:
     """train_log.jsonl: one JSON line per epoch, flushed as it is written. Opened (truncated) only
     when erasure starts, after every input has been validated."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, sink=None):
         self.path = run_dir / TRAIN_LOG
+        self.sink = sink  # also called with every line (the W&B logger's log_epoch)
         self._fh = open(self.path, "w", encoding="utf-8")
 
     def write(self, line: dict) -> None:
         self._fh.write(json.dumps(line, default=float) + "\n")
         self._fh.flush()
+        if self.sink is not None:
+            self.sink(line)
 
     def close(self) -> None:
         self._fh.close()

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import record
 from .errors import UserError
 from .hashing import config_hash
-from .measure import measure_split
+from .measure import measure_split, measure_utility
 from .metrics import MetricParams, summarize
 from .metrics.memorization import check_lengths
 from .perplexity import perplexity, windows
@@ -91,7 +91,24 @@ def _per_example_rows(splits, before, after, el_key) -> list[dict]:
     return rows
 
 
-def execute(cfg: DictConfig, run_dir: Path) -> dict:
+def _texts(tokenizer, splits) -> dict:
+    """doc_id -> decoded text, only for logger.log_text=true (the rows hold names and e-mail addresses)."""
+    return {str(doc): tokenizer.decode(seq.tolist()) for split in splits.values()
+            for doc, seq in zip(split.doc_ids, split.seqs)}
+
+
+def make_logger(cfg: DictConfig, run_dir: Path, group: str | None):
+    """The dashboard logger asked for, or None (wandb is imported only when asked)."""
+    if cfg.logger.name == "none":
+        return None
+    if cfg.logger.name == "wandb":
+        from .wandb_logger import WandbLogger
+
+        return WandbLogger(cfg, run_dir, group)
+    raise UserError(f"logger={cfg.logger.name}: expected none or wandb")
+
+
+def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """Run one erasure (or measurement) end to end; returns the results written to results.json."""
     started = time.time()
     _check_static(cfg)
@@ -108,6 +125,8 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
             raise UserError(str(err)) from None
     fingerprint = weights_fingerprint(source, model)
     # Every input is valid from here on: only now may the run directory's record files change.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    logger = make_logger(cfg, run_dir, group)
     cache_on = {"weights": fingerprint, "dtype": cfg.model.dtype, "device": device}
     before = {name: measure_split(model, splits[name], params, cache_on=cache_on if name == "unseen" else None)
               for name in SPLITS}
@@ -119,15 +138,27 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
 
     from .methods import RunContext, get_method
 
+    utility_before = measure_utility(model, tokenizer, cfg.eval.utility, device, cache_on=cache_on) \
+        if cfg.eval.utility else None
     heldout = heldout_windows(tokenizer, cfg)
     ppl = {"before": perplexity(model, heldout), "windows": len(heldout), "window": heldout.shape[1],
            "text": "Gutenberg held-out paragraphs (corpus.py)"}
     ctx = RunContext(cfg=cfg, model=model, tokenizer=tokenizer, splits=splits, params=params, thresholds=thresholds,
-                     run_dir=run_dir, device=device, before=before, heldout=heldout)
+                     run_dir=run_dir, device=device, before=before, heldout=heldout, logger=logger)
     outcome = get_method(cfg.method.name).erase(ctx)
     after = outcome.after if outcome.after is not None else before
     ppl["after"] = perplexity(model, heldout) if outcome.after is not None else ppl["before"]
     ppl["ratio"] = ppl["after"] / ppl["before"]
+    utility = None
+    if utility_before is not None:
+        utility_after = measure_utility(model, tokenizer, cfg.eval.utility, device) if outcome.after is not None \
+            else dict(utility_before, cached=False)
+        utility = {"before": utility_before["figures"], "after": utility_after["figures"],
+                   "average_before": utility_before["average_accuracy"],
+                   "average_after": utility_after["average_accuracy"],
+                   "cache_key": utility_before["cache_key"], "before_cached": utility_before["cached"],
+                   "seconds_before": utility_before["seconds"], "seconds_after": utility_after["seconds"],
+                   "tasks": list(cfg.eval.utility.tasks), "limit": cfg.eval.utility.limit}
     summary_after = {name: summarize(after[name], params, thresholds[el_key]) for name in SPLITS if after.get(name)}
 
     results = {
@@ -141,7 +172,7 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         "model_path": source, "weights_sha256": fingerprint,
         "splits": {name: splits[name].record() for name in SPLITS},
         "before": summary_before, "after": summary_after,
-        "heldout_ppl": ppl, "utility": None, "selection": outcome.selection, "method_facts": outcome.extra,
+        "heldout_ppl": ppl, "utility": utility, "selection": outcome.selection, "method_facts": outcome.extra,
         "distributed": {"world_size": 1, "zero_stage": None, "offload": None, "precision": cfg.model.dtype,
                         "grad_accum": outcome.grad_accum},
         "device": device, "torch_threads": torch.get_num_threads(),
@@ -150,8 +181,14 @@ def execute(cfg: DictConfig, run_dir: Path) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "notes": outcome.notes,
     }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record.write_per_example(run_dir, _per_example_rows(splits, before, after, el_key))
+    per_example = _per_example_rows(splits, before, after, el_key)
+    record.write_per_example(run_dir, per_example)
     record.write_results(run_dir, results)
+    if logger is not None:
+        from .report.plots import curves
+
+        plot = curves([dict(results, _dir=str(run_dir))], run_dir) if outcome.epochs else None
+        logger.finish(results, per_example, texts=_texts(tokenizer, splits) if cfg.logger.log_text else None,
+                      plots=[plot] if plot else [])
     log.info("%s: %s in %.0fs -> %s", cfg.method.name, outcome.status, results["wall_seconds"], run_dir / record.RESULTS)
     return results

@@ -100,3 +100,37 @@ def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600) -> sub
     env = dict(os.environ, PYTHONPATH=str(REPO_DIR), OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-c", "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()",
                            *args], cwd=cwd or REPO_DIR, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_wandb_history(run_file: Path) -> list[dict]:
+    """The history rows of an offline W&B run file (run-*.wandb), read without the W&B service.
+
+    The file is a 7-byte header (':W&B', magic 0xBEE1, version) followed by LevelDB-log records in
+    32 KiB blocks (4-byte CRC, 2-byte length, 1-byte type: 1 full, 2 first, 3 middle, 4 last); each
+    record is a serialized wandb `Record` protobuf."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = run_file.read_bytes()
+    assert data[:4] == b":W&B", f"{run_file}: not a W&B run file"
+    block, pos, pending, rows = 32768, 7, b"", []
+    while pos + 7 <= len(data):
+        left = block - pos % block
+        if left < 7:  # block trailer padding
+            pos += left
+            continue
+        length, kind = struct.unpack("<HB", data[pos + 4 : pos + 7])
+        payload = data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending = payload if kind in (1, 2) else pending + payload
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            if record.WhichOneof("record_type") == "history":
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                             for item in record.history.item})
+    return rows

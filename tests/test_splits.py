@@ -59,8 +59,8 @@ def test_gpt_neo_splits_use_jang_sets_by_row_id_and_200_token_rows():
     assert torch.equal(splits["forget"].seqs[0], torch.as_tensor(tdec.train_rows()[ids[0]]))
     assert len(splits["retain"].doc_ids) == 16 and not set(splits["retain"].doc_ids) & set(ids)
     assert splits["unseen"].doc_ids == []
-    with pytest.raises(UserError, match="did you mean 'lm_extraction_32_0'"):
-        load_splits(model_cfg, _forget(subset="lm_extraction_32_O"), "unused", None)
+    with pytest.raises(UserError, match="did you mean 'lm_extraction_128_0'"):
+        load_splits(model_cfg, _forget(subset="lm_extracton_128_0"), "unused", None)
 
 
 def test_user_files_jsonl_and_npy(tmp_path, micro_memorizer):

@@ -31,6 +31,13 @@ class RunContext:
     device: str
     before: dict                 # name -> per-example metrics before erasure
     heldout: torch.Tensor | None = None  # held-out text windows for the perplexity guard
+    logger: object | None = None  # the W&B logger (log_epoch) when logger=wandb
+
+    def train_log(self):
+        """train_log.jsonl in the run directory, mirrored to the dashboard when there is one."""
+        from ..record import TrainLog
+
+        return TrainLog(self.run_dir, sink=self.logger.log_epoch if self.logger is not None else None)
 
 
 @dataclass

@@ -12,11 +12,16 @@ import logging
 from ..engine import make_optimizer, run_epochs
 from ..masking import MaskedUpdate
 from ..measure import measure_split
-from ..record import TrainLog
 from ..selection import select
 from . import Outcome, RunContext
 
 log = logging.getLogger(__name__)
+
+
+def after_splits(cfg) -> tuple[str, ...]:
+    """The splits besides forget measured after erasure (`eval.unseen_after=false` skips the unseen one,
+    the most expensive: a model that forgot decodes a branch at nearly every prefix)."""
+    return ("retain", "unseen") if cfg.eval.unseen_after else ("retain",)
 
 
 class GradientMethod:
@@ -47,7 +52,7 @@ class GradientMethod:
         log.info("selection: %s of %d weights (%s)", f"{selection.n_selected:,}", selection.n_total, selection.rule)
         masked = MaskedUpdate(ctx.model, selection.masks)
         optimizer = make_optimizer(masked.trainable(), cfg.method.optim)
-        train_log = TrainLog(ctx.run_dir)
+        train_log = ctx.train_log()
         try:
             result = run_epochs(ctx.model, ctx.splits["forget"].seqs, self.loss, masked, optimizer, cfg.stop,
                                 ctx.thresholds, ctx.params, cfg.method.micro_batch, ctx.device, train_log,
@@ -58,7 +63,7 @@ class GradientMethod:
             p.requires_grad_(True)
         after = {"forget": result.forget_after if result.forget_after is not None
                  else measure_split(ctx.model, ctx.splits["forget"], ctx.params)}
-        for name in ("retain", "unseen"):
+        for name in after_splits(ctx.cfg):
             after[name] = measure_split(ctx.model, ctx.splits[name], ctx.params)
         n = len(ctx.splits["forget"].seqs)
         return Outcome(status=result.status, after=after, epochs=result.epochs, steps=result.steps,

@@ -74,7 +74,7 @@ def extraction_likelihood(x: torch.Tensor, a: torch.Tensor, branches: dict, i: i
     for t in range(T - 1, 0, -1):
         branch_at[t] = branch_at[t + 1] if hits[t - 1] else t
     terms = [el_at(xs[t:], _continuation(xs, t, branch_at, branches, i), n) for t in range(first, T - n + 1)]
-    return float(np.mean(terms))
+    return sum(terms) / len(terms)  # sequential sum, as Jang et al. accumulate it
 
 
 def _extraction(x: torch.Tensor, a: torch.Tensor, c: int, k: int, first: int) -> tuple[bool, int, bool]:

@@ -1,7 +1,7 @@
-"""Dataset hooks that rebuild lm-eval's stock prompts from the llm-foundry copies of HellaSwag and COPA.
+"""Dataset hooks that rebuild lm-eval's stock prompts from the vendored copies of HellaSwag and COPA.
 
 The other reasoning tasks need no Python: their local fields map onto the stock template directly (see
-the YAMLs). These two copies were preformatted by llm-foundry, so the stock fields are reconstructed:
+the YAMLs). These two copies lost the stock fields, so they are reconstructed:
 
 * HellaSwag (rowanz's hellaswag_val.jsonl, reduced to activity_label/ctx/endings/label): the stock task
   builds `activity_label + ": " + ctx_a + " " + ctx_b.capitalize()`, but the copy only keeps

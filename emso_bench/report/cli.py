@@ -1,0 +1,50 @@
+"""emso-bench-report: tables and plots for every run under a directory (usually a sweep).
+
+    emso-bench-report multirun/memorizer_tradeoff            # writes report.md, report.csv, report.tex, *.png there
+    emso-bench-report multirun/memorizer_tradeoff --out DIR
+
+Missing jobs (expected by the sweep, no record) and failed runs are shown in the status column.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError, exit_on_user_error
+
+
+def write_report(root: Path, out: Path) -> dict:
+    from .collect import collect
+    from .plots import curves, tradeoff
+    from .tables import aggregate, latex, markdown, to_csv
+
+    records = collect(root)
+    if not records:
+        raise UserError(f"{root}: no runs found (expected results.json files under it)")
+    rows = aggregate(records)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = [p for p in (tradeoff(records, out), curves(records, out)) if p is not None]
+    counts = {s: sum(r.get("status") == s for r in records) for s in sorted({r.get("status") for r in records})}
+    md = [f"# Report: {root}", "", f"{len(records)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
+          "Mean ± std over the draws with a record; `retain kept` is retain EL_10 after / before; `ppl x` is "
+          "held-out perplexity after / before; `utility` is the mean accuracy of the reasoning tasks after.", "",
+          markdown(rows)]
+    md += [f"![{p.stem}]({p.name})" for p in plots]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    (out / "report.csv").write_text(to_csv(rows))
+    (out / "report.tex").write_text(latex(rows))
+    return {"rows": rows, "records": records, "plots": plots}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="emso-bench-report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path, help="a run or sweep directory")
+    parser.add_argument("--out", type=Path, help="where to write (default: the directory itself)")
+    args = parser.parse_args(argv)
+    with exit_on_user_error("emso-bench-report"):
+        if not args.dir.is_dir():
+            raise UserError(f"{args.dir}: no such directory")
+        report = write_report(args.dir, args.out or args.dir)
+        out = args.out or args.dir
+        print(f"{len(report['records'])} runs -> {out / 'report.md'}, report.csv, report.tex, "
+              + ", ".join(p.name for p in report["plots"]))

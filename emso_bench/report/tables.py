@@ -1,0 +1,113 @@
+"""Paper-style tables: method x forget size, mean and spread over draws, in Markdown, CSV and LaTeX.
+
+One row per (model, method, selection, forget size): how many runs reached which status, epochs to
+stop, forget EL_10/MA after, retain EL_10 after (and the share of its starting value it kept),
+unseen EL_10 after, the utility average after, held-out perplexity after/before, wall time. Numbers
+are `mean ± std` over the draws that produced a record; missing and failed jobs are counted in the
+status column, never dropped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+
+import numpy as np
+
+COLUMNS = [  # (header, getter)
+    ("epochs", lambda r: r.get("epochs")),
+    ("forget EL10", lambda r: _get(r, "after", "forget", "el_10")),
+    ("forget MA", lambda r: _get(r, "after", "forget", "ma")),
+    ("retain EL10", lambda r: _get(r, "after", "retain", "el_10")),
+    ("retain kept", lambda r: _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10"))),
+    ("unseen EL10", lambda r: _get(r, "after", "unseen", "el_10")),
+    ("utility", lambda r: (r.get("utility") or {}).get("average_after")),
+    ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
+    ("wall s", lambda r: r.get("wall_seconds")),
+]
+
+
+def _get(r: dict, *keys):
+    for key in keys:
+        r = r.get(key) if isinstance(r, dict) else None
+    return r
+
+
+def _ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def group_key(r: dict) -> tuple:
+    forget = r.get("forget") or {}
+    size = forget.get("size") if not forget.get("subset") and not forget.get("path") else forget.get("subset") or "file"
+    rule = r.get("select")
+    return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?")
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per group; failed and missing runs are counted in `status` and left out of the numbers."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[group_key(r)].append(r)
+    rows = []
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        runs = [r for r in groups[key] if r.get("status") not in ("failed", "missing")]
+        statuses: dict[str, int] = defaultdict(int)
+        for r in groups[key]:
+            statuses[r.get("status", "failed")] += 1
+        row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "runs": len(runs),
+               "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
+        for header, get in COLUMNS:
+            values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
+            row[header] = (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
+        rows.append(row)
+    return rows
+
+
+def _fmt(cell, digits: int = 3) -> str:
+    if cell is None:
+        return "–"
+    mean, std, n = cell
+    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _digits(header: str) -> int:
+    return 0 if header in ("wall s",) else 1 if header == "epochs" else 2 if header in ("ppl x", "retain kept") else 3
+
+
+HEAD = ["model", "method", "select", "forget", "status"]
+
+
+def markdown(rows: list[dict]) -> str:
+    headers = HEAD + [h for h, _ in COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h)) for h, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h, _ in COLUMNS for s in ("mean", "std")])
+    for row in rows:
+        values = [row[h] for h in HEAD] + [row["runs"]]
+        for h, _ in COLUMNS:
+            values += [row[h][0], row[h][1]] if row[h] else ["", ""]
+        writer.writerow(values)
+    return out.getvalue()
+
+
+def latex(rows: list[dict]) -> str:
+    headers = ["Method", "$|D_f|$", "Status", "Epochs", "Forget EL$_{10}$", "Forget MA", "Retain EL$_{10}$",
+               "Utility", "PPL$\\times$"]
+    keys = ["epochs", "forget EL10", "forget MA", "retain EL10", "utility", "ppl x"]
+    lines = ["\\begin{tabular}{ll l" + "r" * len(keys) + "}", "\\toprule", " & ".join(headers) + " \\\\", "\\midrule"]
+    for row in rows:
+        cells = [row["method"].replace("_", "\\_"), str(row["forget"]).replace("_", "\\_"), row["status"]]
+        cells += [_fmt(row[k], _digits(k)).replace("±", "$\\pm$").replace("–", "--") for k in keys]
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,89 @@
+"""Sweeps: resumable job folders and progress for Hydra multiruns (sweeps/*.yaml).
+
+- `${emso_job_key:${hydra.job.override_dirname}}` names a job folder by a hash of the job's overrides,
+  not its number, so a re-run of the same sweep finds each job's folder again and skips the finished
+  ones (app.py), whatever the order or the launcher.
+- `SweepProgress` (a Hydra callback) prints which job of how many is running and an estimate of the
+  time left, from the jobs finished so far (skipped jobs count as finished).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from .hashing import config_hash
+
+log = logging.getLogger("emso_bench.sweep")
+
+
+def job_key(override_dirname: str) -> str:
+    return config_hash(override_dirname)[:12]
+
+
+if not OmegaConf.has_resolver("emso_job_key"):
+    OmegaConf.register_new_resolver("emso_job_key", job_key)
+
+
+def count_jobs(overrides: list[str], sweeper_params: dict | None) -> int:
+    """Number of jobs of a basic-sweeper multirun: the product of the sizes of every sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    lines = list(overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
+    parsed = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(lines)}  # later ones win
+    total = 1
+    for override in parsed.values():
+        if override.is_sweep_override():
+            total *= len(list(override.sweep_string_iterator()))
+    return total
+
+
+def _progress_file(config: DictConfig) -> Path:
+    return Path(config.hydra.sweep.dir) / ".progress.jsonl"
+
+
+class SweepProgress(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        total = count_jobs(list(config.hydra.overrides.task), OmegaConf.to_container(config.hydra.sweeper.params)
+                           if config.hydra.sweeper.get("params") else None)
+        path = _progress_file(config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"total": total, "started": time.time()}) + "\n")
+        log.info("sweep: %d jobs into %s", total, config.hydra.sweep.dir)
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        head = self._head(config)
+        total = head["total"] if head else "?"
+        log.info("sweep: job %d of %s: %s", config.hydra.job.num + 1, total, config.hydra.job.override_dirname)
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        path = _progress_file(config)
+        if not path.exists():
+            return
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"job": config.hydra.job.num, "end": time.time()}) + "\n")
+        lines = path.read_text().splitlines()
+        head, done = json.loads(lines[0]), len(lines) - 1
+        elapsed = time.time() - head["started"]
+        left = (head["total"] - done) * elapsed / done if done else math.nan
+        log.info("sweep: %d of %d jobs done, %s elapsed, about %s left", done, head["total"], _fmt(elapsed), _fmt(left))
+
+    @staticmethod
+    def _head(config: DictConfig) -> dict | None:
+        path = _progress_file(config)
+        try:
+            return json.loads(path.read_text().splitlines()[0])
+        except (OSError, IndexError, json.JSONDecodeError):
+            return None
+
+
+def _fmt(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"

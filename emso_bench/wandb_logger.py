@@ -1,0 +1,65 @@
+"""Weights & Biases dashboards for a run (`logger=wandb`); nothing imports wandb otherwise.
+
+Logs the resolved config, one history step per erasure epoch (loss, forget MA and EL_10, held-out
+perplexity), the final figures as the run summary, a per-example table keyed by doc_id and the run's
+MA/EL curve as an image. Runs of one sweep share a W&B group (the sweep directory's name).
+`logger.mode=offline` (the default) never needs or waits for a network: the run lands in
+<run dir>/wandb/offline-run-*/ and `wandb sync` uploads it later; `online` works where a key exists.
+Pile rows contain real names and e-mail addresses, so the table carries doc ids, not text, unless
+`logger.log_text=true`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def _flatten(prefix: str, value, out: dict) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flatten(f"{prefix}/{key}" if prefix else str(key), item, out)
+    elif isinstance(value, (int, float, bool)) or value is None:
+        out[prefix] = value
+
+
+class WandbLogger:
+    def __init__(self, cfg: DictConfig, run_dir: Path, group: str | None = None):
+        import wandb
+
+        lcfg = cfg.logger
+        self.wandb, self.log_text = wandb, bool(lcfg.log_text)
+        self.run = wandb.init(
+            project=lcfg.project, entity=lcfg.entity, group=lcfg.group or group, tags=list(lcfg.tags),
+            name=f"{cfg.model.name}/{cfg.method.name}/{cfg.forget.size}-{cfg.forget.draw}",
+            job_type=cfg.method.name, mode=lcfg.mode, dir=str(lcfg.dir or run_dir),
+            config=OmegaConf.to_container(cfg, resolve=True), reinit="finish_previous",
+            settings=wandb.Settings(silent=True, x_disable_stats=True),
+        )
+
+    def log_epoch(self, line: dict) -> None:
+        """One history step per erasure epoch (train_log.jsonl's line)."""
+        values = {f"train/{k}": v for k, v in line.items() if isinstance(v, (int, float)) and k != "epoch"}
+        self.run.log(values, step=int(line.get("epoch", line.get("step", 0))))
+
+    def finish(self, results: dict, per_example: list[dict], texts: dict | None = None,
+               plots: list[Path] = ()) -> None:
+        summary: dict = {}
+        for key in ("before", "after", "thresholds", "heldout_ppl", "selection"):
+            _flatten(key, results.get(key), summary)
+        utility = results.get("utility") or {}
+        _flatten("utility", {"average_before": utility.get("average_before"),
+                             "average_after": utility.get("average_after")}, summary)
+        summary.update({"status": results.get("status"), "epochs": results.get("epochs"),
+                        "wall_seconds": results.get("wall_seconds")})
+        self.run.summary.update({k: v for k, v in summary.items() if v is not None})
+        if per_example:
+            columns = list(per_example[0])
+            rows = [[row.get(c) for c in columns] for row in per_example]
+            if self.log_text and texts:
+                columns.append("text")
+                rows = [row + [texts.get(str(row[0]), "")] for row in rows]
+            self.run.log({"per_example": self.wandb.Table(columns=columns, data=rows)})
+        for path in plots:
+            self.run.log({f"plots/{Path(path).stem}": self.wandb.Image(str(path))})
+        self.run.finish()

@@ -1,0 +1,121 @@
+"""Each baseline loss against a closed form computed independently (signs and beta scaling included),
+and two steps of each method lower its own objective (and, for ascent-type methods, the forget
+tokens' log-likelihood)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from baselines.dpo import dpo_loss
+from baselines.kl import kl_ref_theta
+from baselines.npo import npo_loss
+from baselines.simnpo import simnpo_loss
+from emso_bench.objectives import Batch, mean_log_likelihood, sequence_log_likelihood
+from tests.test_emso import FixedLogits
+
+P = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]  # p(. | x_<t) for t = 1, 2, 3
+X = [0, 1, 2, 0]  # the row: predicted tokens 1, 2, 0
+
+
+def _model(p):
+    return FixedLogits(torch.log(torch.tensor(p + [[1 / 3] * 3], dtype=torch.float64))[None])
+
+
+def _sigmoid(z):
+    return 1 / (1 + math.exp(-z))
+
+
+def test_sequence_log_likelihoods_match_the_hand_computed_sums():
+    batch = Batch.of([torch.tensor(X)], "cpu")
+    model = _model(P)
+    full = math.log(0.25) + math.log(0.5) + math.log(0.6)
+    assert sequence_log_likelihood(model, batch).item() == pytest.approx(full, rel=1e-12)
+    assert sequence_log_likelihood(model, batch, start=2).item() == pytest.approx(math.log(0.5) + math.log(0.6), rel=1e-12)
+    assert mean_log_likelihood(model, batch).item() == pytest.approx(full / 3, rel=1e-12)  # GA's loss
+
+
+@pytest.mark.parametrize("beta", [0.1, 1.0, 5.0])
+def test_npo_matches_its_closed_form_and_tends_to_gradient_ascent_as_beta_vanishes(beta):
+    lp, lp_ref = math.log(0.25 * 0.5), math.log(0.3 * 0.4)
+    expected = -(2 / beta) * math.log(_sigmoid(-beta * (lp - lp_ref)))
+    assert npo_loss(torch.tensor(lp), torch.tensor(lp_ref), beta).item() == pytest.approx(expected, rel=1e-6)
+    logp = torch.tensor(lp, dtype=torch.float64, requires_grad=True)
+    npo_loss(logp, torch.tensor(lp_ref, dtype=torch.float64), beta).backward()
+    # d/dlp = 2 * sigmoid(beta * (lp - lp_ref)): positive (minimizing lowers lp), -> 1 as beta -> 0
+    assert logp.grad.item() == pytest.approx(2 * _sigmoid(beta * (lp - lp_ref)), rel=1e-9)
+    small = torch.tensor(lp, dtype=torch.float64, requires_grad=True)
+    npo_loss(small, torch.tensor(lp_ref, dtype=torch.float64), 1e-6).backward()
+    assert small.grad.item() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("beta,gamma", [(2.5, 0.0), (1.0, 0.5)])
+def test_simnpo_matches_its_closed_form(beta, gamma):
+    lp, n = math.log(0.25 * 0.5 * 0.6), 3
+    expected = -(2 / beta) * math.log(_sigmoid(-(beta / n) * lp - gamma))
+    got = simnpo_loss(torch.tensor(lp, dtype=torch.float64), torch.tensor(float(n), dtype=torch.float64), beta, gamma)
+    assert got.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.1, 2.0])
+def test_dpo_matches_its_closed_form_and_prefers_the_chosen(beta):
+    lw, lw_ref, ll, ll_ref = -3.0, -4.0, -1.0, -0.5
+    expected = -math.log(_sigmoid(beta * ((lw - lw_ref) - (ll - ll_ref))))
+    args = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (lw, lw_ref, ll, ll_ref)]
+    loss = dpo_loss(*args, beta)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    loss.backward()
+    assert args[0].grad.item() < 0 < args[2].grad.item()  # descent raises the chosen, lowers the rejected
+
+
+def test_kl_term_is_kl_of_the_reference_from_the_model():
+    p_ref, p = P[0], P[1]
+    expected = sum(a * math.log(a / b) for a, b in zip(p_ref, p))
+    got = kl_ref_theta(torch.log(torch.tensor([[p_ref]])), torch.log(torch.tensor([[p]])), torch.ones(1, 1))
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+    same = kl_ref_theta(torch.log(torch.tensor([[p]])), torch.log(torch.tensor([[p]])), torch.ones(1, 1))
+    assert abs(same.item()) < 1e-7
+
+
+ASCENT = {"ga", "gd", "kl", "npo", "simnpo", "dpo", "emso", "em"}
+
+
+@pytest.mark.parametrize("name", ["ga", "gd", "kl", "npo", "simnpo", "dpo", "random_label", "emso", "em"])
+def test_two_steps_lower_the_methods_own_objective(name, micro_memorizer, micro_cfg, tmp_path):
+    import numpy as np
+    from omegaconf import OmegaConf
+
+    from emso_bench.engine import full_batch_step, make_optimizer
+    from emso_bench.methods import RunContext, get_method
+    from tests.helpers import compose
+
+    path, model, tok = micro_memorizer
+    model = type(model).from_pretrained(path)  # a fresh copy: the fixture's model is shared
+    cfg = compose(["model=memorizer-micro", "debug=default", f"method={name}", "select=all"])
+    forget = [torch.as_tensor(r) for r in np.load(path / "pool.npy")[:12].astype(np.int64)]
+    method = get_method(name)
+    ctx = RunContext(cfg=cfg, model=model, tokenizer=tok, splits={}, params=None, thresholds={}, run_dir=tmp_path,
+                     device="cpu", before={})
+    method.setup(ctx)
+    batch = Batch.of(forget, "cpu")
+
+    def objective():
+        with torch.no_grad():
+            torch.manual_seed(0)
+            return method.loss(model, batch).mean().item()
+
+    def log_lik():
+        with torch.no_grad():
+            return mean_log_likelihood(model, batch).mean().item()
+
+    start, start_ll = objective(), log_lik()
+    lr = OmegaConf.create({"name": "adam", "lr": 1e-3, "betas": [0.9, 0.98], "weight_decay": 0.0})
+    opt = make_optimizer(list(model.parameters()), lr)
+    for _ in range(2):
+        opt.zero_grad()
+        full_batch_step(model, forget, method.loss, 6, "cpu")
+        opt.step()
+    assert objective() < start
+    if name in ASCENT:
+        assert log_lik() < start_ll

@@ -1,0 +1,34 @@
+"""Every registered method runs end to end on the micro memorizer and writes a complete run record.
+
+This is also the template a new method copies: register it, add conf/method/<name>.yaml, and it is
+picked up here automatically (see docs/adding_a_method.md)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emso_bench.methods import registered
+from emso_bench.run import execute
+from tests.helpers import compose
+
+RECORD_KEYS = {"schema_version", "model", "method", "select", "forget", "n_forget", "seed", "status", "epochs",
+               "steps", "wall_seconds", "thresholds", "metric_params", "model_path", "weights_sha256", "splits",
+               "before", "after", "utility", "selection", "distributed", "versions", "git_commit", "config_hash",
+               "heldout_ppl"}
+
+
+@pytest.mark.parametrize("name", registered())
+def test_method_writes_a_complete_run_record(name, micro_memorizer, tmp_path):
+    cfg = compose(["model=memorizer-micro", "debug=default", f"method={name}", "stop.max_epochs=2"])
+    results = execute(cfg, tmp_path)
+    assert RECORD_KEYS <= set(results)
+    assert results["status"] in {"measured", "forgotten", "budget_exhausted", "collapsed"}
+    assert json.loads((tmp_path / "results.json").read_text())["status"] == results["status"]
+    for when in ("before", "after"):
+        assert set(results[when]) == {"forget", "retain", "unseen"}
+    if name != "none":
+        lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
+        assert lines and all(json.loads(line) for line in lines)
+        assert results["selection"]["n_selected"] > 0
+        assert results["after"]["forget"]["ma"] != results["before"]["forget"]["ma"]  # the weights moved

@@ -1,0 +1,72 @@
+"""Sweeps: every GPU-scale job composes (dry run), a killed sweep resumes with only the missing jobs,
+and a sweep directory turns into tables and plots with missing and failed jobs shown."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from emso_bench.paths import REPO_DIR
+from emso_bench.report.cli import write_report
+from emso_bench.sweep import count_jobs
+from tests.helpers import compose, run_cli
+
+CLI = "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()"
+
+
+def test_three_scales_composes_every_job_in_a_dry_run(tmp_path):
+    proc = run_cli(["+sweeps=three_scales", "dry_run=true", f"hydra.sweep.dir={tmp_path}"], timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "error:" not in proc.stderr, proc.stderr[-3000:]
+    plans = proc.stdout.count("# emso-bench dry run")
+    assert plans == 3 * 9 * 4 * 3 == count_jobs(["+sweeps=three_scales"], {
+        "model": "a,b,c", "method": ",".join("x" * 9), "forget.size": "1,2,3,4", "forget.draw": "0,1,2"})
+    for model in ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b"):
+        assert f"model: {compose([f'model={model}']).model.path}" in proc.stdout
+
+
+def _sweep(sweep_dir):
+    env = dict(os.environ, PYTHONPATH=str(REPO_DIR), OMP_NUM_THREADS="1")
+    args = ["-m", "model=memorizer-micro", "debug=default", "method=none", "forget.draw=1,2,3",
+            f"hydra.sweep.dir={sweep_dir}"]
+    return subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _finished(sweep_dir):
+    return sorted(p.parent for p in sweep_dir.glob("*/results.json"))
+
+
+def test_a_killed_sweep_resumes_with_only_the_missing_jobs_and_reports(micro_memorizer, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = _sweep(sweep_dir)
+    deadline = time.time() + 600
+    while not _finished(sweep_dir) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill the sweep midway
+    proc.wait()
+    first = _finished(sweep_dir)
+    assert 1 <= len(first) < 3, "the sweep should have been killed after its first job"
+    stamps = {d: (d / "results.json").stat().st_mtime_ns for d in first}
+
+    proc = _sweep(sweep_dir)
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err[-3000:]
+    done = _finished(sweep_dir)
+    assert len(done) == 3
+    assert all((d / "results.json").stat().st_mtime_ns == stamps[d] for d in first)  # not re-run
+    assert err.count("already finished") == len(first)
+    assert "job 3 of 3" in err and "left" in err  # progress: which job of how many, time left
+
+    (done[-1] / "results.json").unlink()  # one job lost, another failed: both must show in the report
+    failed = json.loads((done[0] / "results.json").read_text())
+    (done[0] / "results.json").write_text(json.dumps(dict(failed, status="failed", error="planted")))
+    report = write_report(sweep_dir, tmp_path / "report")
+    statuses = " ".join(row["status"] for row in report["rows"])
+    assert "1 failed" in statuses and "1 measured" in statuses and "1 missing" in statuses
+    for name in ("report.md", "report.csv", "report.tex", "tradeoff.png"):
+        assert (tmp_path / "report" / name).stat().st_size > 0
+    assert "missing" in (tmp_path / "report" / "report.md").read_text()
