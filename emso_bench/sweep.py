@@ -43,6 +43,12 @@ def count_jobs(overrides: list[str], sweeper_params: dict | None) -> int:
     return total
 
 
+def _multirun(config: DictConfig) -> bool:
+    from hydra.types import RunMode
+
+    return config.hydra.mode == RunMode.MULTIRUN
+
+
 def _progress_file(config: DictConfig) -> Path:
     return Path(config.hydra.sweep.dir) / ".progress.jsonl"
 
@@ -57,11 +63,15 @@ class SweepProgress(Callback):
         log.info("sweep: %d jobs into %s", total, config.hydra.sweep.dir)
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        if not _multirun(config):
+            return
         head = self._head(config)
         total = head["total"] if head else "?"
         log.info("sweep: job %d of %s: %s", config.hydra.job.num + 1, total, config.hydra.job.override_dirname)
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        if not _multirun(config):
+            return
         path = _progress_file(config)
         if not path.exists():
             return

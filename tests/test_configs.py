@@ -9,7 +9,7 @@ from emso_bench.cli_check import group_options
 from emso_bench.paths import CONF_DIR
 from tests.helpers import compose
 
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment", "debug"))
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment", "debug", "sweeps"))
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in group_options(g)])
@@ -17,6 +17,12 @@ def test_every_config_option_composes_and_resolves(group, option):
     cfg = compose([f"{group}={option}"])
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert cfg.model.name and cfg.method.name and cfg.eval.name
+
+
+@pytest.mark.parametrize("sweep", group_options("sweeps"))
+def test_every_sweep_file_composes(sweep):
+    cfg = compose([f"+sweeps={sweep}"])
+    OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_debug_and_experiment_configs_compose():
