@@ -24,7 +24,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from . import record, sweep  # noqa: F401  (sweep registers the job-folder resolver)
+from . import distributed, record, sweep  # noqa: F401  (sweep registers the job-folder resolver)
 from .errors import UserError
 from .paths import CONF_DIR
 
@@ -54,6 +54,12 @@ def main(cfg: DictConfig) -> None:
         if record.is_finished(run_dir) and not cfg.overwrite:
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return
+        if cfg.distributed.name != "none" and not distributed.launched():
+            _launch(cfg, run_dir, started)  # one distributed launch per run (per job in a sweep)
+            return
+        if distributed.launched() and _is_multirun():
+            raise UserError("a multirun inside a distributed launch is not supported: launch the sweep plainly "
+                            "(`emso-bench +sweeps=...`); each job then starts its own distributed run")
         group = Path(HydraConfig.get().sweep.dir).name if _is_multirun() else None
         execute(cfg, run_dir, group=group)
     except UserError as err:
@@ -66,6 +72,23 @@ def main(cfg: DictConfig) -> None:
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}", started, traceback.format_exc())
         if not _is_multirun():
             raise
+
+
+def _launch(cfg: DictConfig, run_dir: Path, started: float) -> None:
+    """Run this job as a torchrun/deepspeed launch of `distributed.nproc` processes and wait for it."""
+    import subprocess
+
+    from .distributed.config import launch_command, shell
+
+    cmd = launch_command(cfg.distributed, list(HydraConfig.get().overrides.task), str(run_dir))
+    log.info("launching: %s", shell(cmd))
+    code = subprocess.run(cmd).returncode
+    if code != 0 and not record.is_finished(run_dir):
+        results = record.read_results(run_dir)
+        if not results or results.get("status") != "failed":
+            _record_failure(cfg, run_dir, f"distributed launch exited with status {code}", started)
+        if not _is_multirun():
+            sys.exit(code)
 
 
 def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, tb: str | None = None) -> None:
@@ -86,3 +109,7 @@ def cli() -> None:
 
     check_overrides("emso-bench", sys.argv[1:])
     main()
+
+
+if __name__ == "__main__":  # `python -m emso_bench.app`: what the distributed launchers run
+    cli()

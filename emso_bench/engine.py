@@ -68,43 +68,74 @@ def full_batch_step(model, seqs: Sequence[torch.Tensor], loss_fn: Callable, micr
     return total
 
 
-def run_epochs(model, forget: Sequence[torch.Tensor], loss_fn: Callable, masked: MaskedUpdate, optimizer,
-               cfg_stop, thresholds: dict, params: MetricParams, micro_batch: int, device, train_log,
-               heldout: torch.Tensor | None = None, extra_loss: Callable | None = None,
+class LocalTrainer:
+    """One process: the full-batch step accumulated over micro-batches, then a masked optimizer step.
+    (distributed.DeepSpeedTrainer does the same under ZeRO.)"""
+
+    def __init__(self, model, loss_fn: Callable, masked: MaskedUpdate, optimizer, micro_batch: int, device,
+                 extra_loss: Callable | None = None):
+        self.model, self.loss_fn, self.masked, self.optimizer = model, loss_fn, masked, optimizer
+        self.micro_batch, self.device, self.extra_loss = micro_batch, device, extra_loss
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self, seqs: Sequence[torch.Tensor]) -> float:
+        """One epoch: the loss before the update; a non-finite loss leaves the weights untouched."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = full_batch_step(self.model, seqs, self.loss_fn, self.micro_batch, self.device, self.extra_loss)
+        if math.isfinite(loss):
+            self.masked.mask_gradients()
+            self.optimizer.step()
+            self.masked.restore(self.optimizer)
+        return loss
+
+    def set_masks(self, masks: dict) -> None:
+        self.masked.set_masks(masks)
+
+    def eval_model(self):
+        return self.model
+
+    def measure(self, seqs, params: MetricParams, with_el: bool) -> list[dict]:
+        return measure(self.model, seqs, params, with_el=with_el)
+
+    def perplexity(self, heldout: torch.Tensor) -> float:
+        return perplexity(self.model, heldout)
+
+
+def run_epochs(trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: dict, params: MetricParams,
+               train_log, heldout: torch.Tensor | None = None,
                refresh: Callable[[int], dict | None] | None = None) -> EngineResult:
-    """Erase until forgotten, out of budget or collapsed. `loss_fn(model, batch)` returns one value per
-    sequence; `refresh(epoch)` may return new masks (EMSO's periodic re-selection)."""
+    """Erase until forgotten, out of budget or collapsed. `trainer.step(forget)` does one epoch's update;
+    `refresh(epoch)` may return new masks (EMSO's periodic re-selection)."""
     el_key = f"el_{params.el_n}"
     started = time.time()
-    ppl0 = perplexity(model, heldout) if heldout is not None else None
+    ppl0 = trainer.perplexity(heldout) if heldout is not None else None
     status, epoch, last_full, history = "budget_exhausted", 0, None, []
     bar = tqdm(range(1, cfg_stop.max_epochs + 1), desc="erase", unit="epoch", leave=False)
     for epoch in bar:
         if refresh is not None and epoch > 1:
             masks = refresh(epoch)
             if masks is not None:
-                masked.set_masks(masks)
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = full_batch_step(model, forget, loss_fn, micro_batch, device, extra_loss)
-        line = {"epoch": epoch, "loss": loss, "lr": optimizer.param_groups[0]["lr"]}
+                trainer.set_masks(masks)
+        loss = trainer.step(forget)
+        line = {"epoch": epoch, "loss": loss, "lr": trainer.lr}
         if not math.isfinite(loss):
             status = "collapsed"
             line["reason"] = "non-finite loss"
             history.append(line)
             train_log.write(line)
             break
-        masked.mask_gradients()
-        optimizer.step()
-        masked.restore(optimizer)
-        rows = measure(model, forget, params, with_el=False)
+        rows = trainer.measure(forget, params, with_el=False)
         line["forget_ma"] = summarize(rows, params)["ma"]
         if line["forget_ma"] < thresholds["ma"]:
-            rows = measure(model, forget, params, with_el=True)
+            rows = trainer.measure(forget, params, with_el=True)
             last_full = (epoch, rows)
             line[f"forget_{el_key}"] = summarize(rows, params)[el_key]
         if heldout is not None:
-            line["heldout_ppl"] = perplexity(model, heldout)
+            line["heldout_ppl"] = trainer.perplexity(heldout)
         line["seconds"] = round(time.time() - started, 2)
         history.append(line)
         train_log.write(line)
