@@ -17,7 +17,7 @@ from emso_bench.engine import full_batch_step, make_optimizer
 from emso_bench.masking import MaskedUpdate
 from emso_bench.measure import measure_split
 from emso_bench.methods import Outcome, register
-from emso_bench.methods.gradient import GradientMethod, after_splits
+from emso_bench.methods.gradient import GradientMethod, after_plan
 from emso_bench.metrics import measure, summarize
 from emso_bench.objectives import mean_log_likelihood
 from emso_bench.perplexity import perplexity
@@ -68,8 +68,8 @@ class TaskVector(GradientMethod):
         for p in model.parameters():
             p.requires_grad_(True)
         after = {"forget": rows}
-        for name in after_splits(cfg):
-            after[name] = measure_split(model, ctx.splits[name], ctx.params)
+        for name, with_el in after_plan(cfg).items():
+            after[name] = measure_split(model, ctx.splits[name], ctx.params, with_el=with_el)
         return Outcome(status=status, after=after, epochs=cfg.method.finetune_epochs, steps=cfg.method.finetune_epochs,
                        seconds=round(time.time() - started, 2), selection=selection.record(),
                        extra={"alpha": alpha, "alphas": list(cfg.method.alphas), "stop_reason": reason})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+from .distributed import broadcast, gather, is_main, shard, unshard
 from .hashing import config_hash
 from .metrics import MetricParams, measure
 from .paths import cache_dir
@@ -32,8 +33,8 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
             log.info("%s: cached measurement %s", split.name, path.name)
             return json.loads(path.read_text())
     log.info("%s: measuring %d rows%s", split.name, len(split.seqs), " (MA, EL, extraction)" if with_el else " (MA)")
-    rows = measure(model, split.seqs, params, with_el=with_el)
-    if path is not None:
+    rows = unshard(gather(measure(model, shard(list(split.seqs)), params, with_el=with_el)))  # each rank its share
+    if path is not None and is_main():
         write_atomic(path, json.dumps(rows))
     return rows
 
@@ -57,13 +58,16 @@ def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None =
         return dict(json.loads(path.read_text()), cached=True, cache_key=key)
     log.info("utility: lm-eval %s, limit %s", ", ".join(spec["tasks"]), spec["limit"])
     started = time.time()
-    figures = evaluate_utility(model, tokenizer, spec["tasks"], limit=spec["limit"], batch_size=spec["batch_size"],
-                               device=device, max_gen_toks=spec.get("max_gen_toks"))
+    figures = None
+    if is_main():  # rank 0 evaluates on the full weights; the others wait for its figures
+        figures = evaluate_utility(model, tokenizer, spec["tasks"], limit=spec["limit"], batch_size=spec["batch_size"],
+                                   device=device, max_gen_toks=spec.get("max_gen_toks"))
+    figures = broadcast(figures)
     try:
         average = average_accuracy(figures, spec["tasks"])
     except KeyError:
         average = None  # no reasoning task asked for
     out = {"figures": figures, "average_accuracy": average, "seconds": round(time.time() - started, 1)}
-    if path is not None:
+    if path is not None and is_main():
         write_atomic(path, json.dumps(out))
     return dict(out, cached=False, cache_key=key)

@@ -78,6 +78,16 @@ class TrainLog:
         self._fh.close()
 
 
+class NullLog:
+    """The train log of ranks other than 0: they write nothing."""
+
+    def write(self, line: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def versions() -> dict:
     """Versions of the stack, read from package metadata (imports nothing heavy)."""
     def version(dist: str) -> str | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import record
+from . import distributed, record
 from .errors import UserError
 from .hashing import config_hash
 from .measure import measure_split, measure_utility
@@ -57,7 +57,24 @@ def plan(cfg: DictConfig) -> str:
              f"forget: " + (f"file {cfg.forget.path}" if cfg.forget.path else
                             f"subset {cfg.forget.subset}" if cfg.forget.subset else
                             f"draw {cfg.forget.draw} of {cfg.forget.size} rows"),
-             f"thresholds: {cfg.thresholds.source}", "", OmegaConf.to_yaml(cfg, resolve=True)]
+             f"thresholds: {cfg.thresholds.source}"]
+    if cfg.distributed.name != "none":
+        import json
+
+        from hydra.core.hydra_config import HydraConfig
+
+        from .distributed.config import ds_config, launch_command, shell
+
+        n_rows = cfg.forget.size if not cfg.forget.subset else "the subset's rows"
+        n = cfg.forget.size if isinstance(n_rows, int) else 128
+        lines += [f"distributed: {cfg.distributed.nproc} processes, DeepSpeed config for {n_rows} forget rows:",
+                  json.dumps(ds_config(cfg.distributed, n, cfg.distributed.nproc, cfg.method.get("micro_batch", 64)),
+                             indent=2)]
+        overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+        run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
+        lines.append("launch: " + shell(launch_command(cfg.distributed, [o for o in overrides if o != "dry_run=true"],
+                                                       run_dir)))
+    lines += ["", OmegaConf.to_yaml(cfg, resolve=True)]
     return "\n".join(lines)
 
 
@@ -97,6 +114,14 @@ def _texts(tokenizer, splits) -> dict:
             for doc, seq in zip(split.doc_ids, split.seqs)}
 
 
+def save_model(model, tokenizer, outcome, path: Path) -> None:
+    """The edited model (save_pretrained) and, for sparse methods, the masks of the weights it could move."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if outcome.masks:
+        torch.save({name: mask.cpu() for name, mask in outcome.masks.items()}, path / "selection_masks.pt")
+
+
 def make_logger(cfg: DictConfig, run_dir: Path, group: str | None):
     """The dashboard logger asked for, or None (wandb is imported only when asked)."""
     if cfg.logger.name == "none":
@@ -112,6 +137,11 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """Run one erasure (or measurement) end to end; returns the results written to results.json."""
     started = time.time()
     _check_static(cfg)
+    if cfg.distributed.name != "none":
+        if not distributed.launched():
+            raise UserError(f"distributed={cfg.distributed.name}: run it through `emso-bench` (which launches "
+                            "torchrun itself) or under torchrun / deepspeed")
+        distributed.init(cfg.distributed.backend, cfg.distributed.cpu_shm)
     device = _setup(cfg)
     params = metric_params(cfg)
     el_key = f"el_{params.el_n}"
@@ -126,7 +156,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     fingerprint = weights_fingerprint(source, model)
     # Every input is valid from here on: only now may the run directory's record files change.
     run_dir.mkdir(parents=True, exist_ok=True)
-    logger = make_logger(cfg, run_dir, group)
+    logger = make_logger(cfg, run_dir, group) if distributed.is_main() else None
     cache_on = {"weights": fingerprint, "dtype": cfg.model.dtype, "device": device}
     before = {name: measure_split(model, splits[name], params, cache_on=cache_on if name == "unseen" else None)
               for name in SPLITS}
@@ -147,6 +177,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                      run_dir=run_dir, device=device, before=before, heldout=heldout, logger=logger)
     outcome = get_method(cfg.method.name).erase(ctx)
     after = outcome.after if outcome.after is not None else before
+    model = ctx.model  # the edited model (a plain full copy after a sharded run)
     ppl["after"] = perplexity(model, heldout) if outcome.after is not None else ppl["before"]
     ppl["ratio"] = ppl["after"] / ppl["before"]
     utility = None
@@ -173,14 +204,20 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         "splits": {name: splits[name].record() for name in SPLITS},
         "before": summary_before, "after": summary_after,
         "heldout_ppl": ppl, "utility": utility, "selection": outcome.selection, "method_facts": outcome.extra,
-        "distributed": {"world_size": 1, "zero_stage": None, "offload": None, "precision": cfg.model.dtype,
-                        "grad_accum": outcome.grad_accum},
+        "distributed": {"world_size": distributed.world(), "zero_stage": cfg.distributed.get("stage"),
+                        "offload": cfg.distributed.get("offload"), "precision": cfg.distributed.get("precision"),
+                        "model_dtype": cfg.model.dtype, "grad_accum": outcome.grad_accum},
         "device": device, "torch_threads": torch.get_num_threads(),
         "versions": record.versions(), "git_commit": record.git_commit(),
         "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "notes": outcome.notes,
     }
+    if not distributed.is_main():
+        return results  # rank 0 writes the record
+    if cfg.save_model:
+        save_model(ctx.model, tokenizer, outcome, run_dir / "model")
+        results["saved_model"] = str(run_dir / "model")
     per_example = _per_example_rows(splits, before, after, el_key)
     record.write_per_example(run_dir, per_example)
     record.write_results(run_dir, results)

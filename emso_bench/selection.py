@@ -48,10 +48,11 @@ def eligible_parameters(model, which: str) -> dict[str, torch.nn.Parameter]:
 
 
 def accumulate_gradient(model, seqs: Sequence[torch.Tensor], per_sequence: Callable, micro_batch: int,
-                        device, sign: float = 1.0) -> None:
-    """.grad += sign * grad of mean_x per_sequence(x) over all seqs (full batch, accumulated)."""
-    n = len(seqs)
-    for start in range(0, n, micro_batch):
+                        device, sign: float = 1.0, n_total: int | None = None) -> None:
+    """.grad += sign * grad of sum_x per_sequence(x) / n_total over seqs (n_total: len(seqs), or the
+    whole forget set's size when seqs is one rank's share)."""
+    n = n_total or len(seqs)
+    for start in range(0, len(seqs), micro_batch):
         batch = Batch.of(seqs[start : start + micro_batch], device)
         (sign * per_sequence(model, batch).sum() / n).backward()
 
@@ -71,22 +72,31 @@ class Selection:
                 "threshold": self.threshold}
 
 
-def _scores(model, params: dict, seqs, rule: str, micro_batch: int, device, store_device) -> dict[str, torch.Tensor]:
-    """Per-tensor scores of a gradient rule, computed with one model-sized store."""
+def _grad(p: torch.nn.Parameter) -> torch.Tensor:
+    """The parameter's full-batch gradient (summed over ranks in a distributed run)."""
+    from .distributed import all_reduce_sum
+
+    return all_reduce_sum(p.grad if p.grad is not None else torch.zeros_like(p))
+
+
+def _scores(model, params: dict, seqs, rule: str, micro_batch: int, device, store_device,
+            n_total: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-tensor scores of a gradient rule, computed with one model-sized store. In a distributed run
+    `seqs` is this rank's share of the forget set and n_total its full size."""
     was_training = model.training
     model.eval()  # dropout off: the scores are a property of the weights
     model.zero_grad(set_to_none=True)
     try:
         store: dict[str, torch.Tensor] = {}
         if rule in ("contrastive", "ga_magnitude"):
-            accumulate_gradient(model, seqs, mean_log_likelihood, micro_batch, device)  # g_GA
+            accumulate_gradient(model, seqs, mean_log_likelihood, micro_batch, device, n_total=n_total)  # g_GA
             for name, p in params.items():
-                store[name] = (p.grad if p.grad is not None else torch.zeros_like(p)).to(store_device)
+                store[name] = _grad(p).to(store_device)
                 p.grad = None
         if rule in ("contrastive", "em_magnitude"):
-            accumulate_gradient(model, seqs, mean_entropy, micro_batch, device, sign=-1.0)  # g_EM of L_EM = -H
+            accumulate_gradient(model, seqs, mean_entropy, micro_batch, device, sign=-1.0, n_total=n_total)  # g_EM
             for name, p in params.items():
-                g_em = (p.grad if p.grad is not None else torch.zeros_like(p)).to(store_device)
+                g_em = _grad(p).to(store_device)
                 if rule == "contrastive":
                     store[name].mul_(g_em)  # s = g_GA * g_EM, in place
                 else:
@@ -118,7 +128,7 @@ def _global_top_k(store: dict[str, torch.Tensor], k: int, positive_only: bool) -
 
 def select(model, seqs: Sequence[torch.Tensor], rule: str, fraction: float, params_kind: str = "matrices",
            scope: str = "global", seed: int = 0, micro_batch: int = 64, device="cpu",
-           store_device=None) -> Selection:
+           store_device=None, n_total: int | None = None) -> Selection:
     """Compute the masks of a rule at the model's current weights."""
     if rule not in RULES:
         raise ValueError(f"select.rule={rule}: expected one of {', '.join(RULES)}")
@@ -130,7 +140,7 @@ def select(model, seqs: Sequence[torch.Tensor], rule: str, fraction: float, para
         g = torch.Generator().manual_seed(seed)
         store = {n: torch.rand(p.shape, generator=g) for n, p in params.items()}
     else:
-        store = _scores(model, params, seqs, rule, micro_batch, device, store_device or device)
+        store = _scores(model, params, seqs, rule, micro_batch, device, store_device or device, n_total)
     store_bytes = sum(s.numel() * s.element_size() for s in store.values())
     positive_only = rule == "contrastive"
     masks, threshold = {}, None

@@ -8,7 +8,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from emso_bench.engine import run_epochs
+from emso_bench.engine import LocalTrainer, run_epochs
 from emso_bench.masking import MaskedUpdate
 from emso_bench.metrics import MetricParams
 from emso_bench.objectives import (Batch, mean_entropy, mean_log_likelihood, mean_uniform_cross_entropy)
@@ -161,7 +161,8 @@ def _engine(model, loss_fn, thresholds, max_epochs=4, min_epochs=1):
     stop = OmegaConf.create({"min_epochs": min_epochs, "max_epochs": max_epochs, "ppl_guard": 3.0})
     params = MetricParams(el_n=5, el_first_prefix=1, extract_context=10, extract_k=10, batch_size=4, branch_batch=64)
     log = _Log()
-    result = run_epochs(model, seqs, loss_fn, masked, opt, stop, thresholds, params, 4, "cpu", log)
+    trainer = LocalTrainer(model, loss_fn, masked, opt, 4, "cpu")
+    result = run_epochs(trainer, seqs, stop, thresholds, params, log)
     return result, log.lines
 
 

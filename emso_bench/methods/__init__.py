@@ -35,8 +35,11 @@ class RunContext:
 
     def train_log(self):
         """train_log.jsonl in the run directory, mirrored to the dashboard when there is one."""
-        from ..record import TrainLog
+        from ..distributed import is_main
+        from ..record import NullLog, TrainLog
 
+        if not is_main():
+            return NullLog()
         return TrainLog(self.run_dir, sink=self.logger.log_epoch if self.logger is not None else None)
 
 
@@ -49,6 +52,7 @@ class Outcome:
     seconds: float = 0.0
     grad_accum: int = 1
     selection: dict | None = None
+    masks: dict | None = None       # the selection masks, saved beside the model when save_model=true
     extra: dict = field(default_factory=dict)  # method-specific facts for the record
     notes: list = field(default_factory=list)
 

@@ -9,19 +9,27 @@ from __future__ import annotations
 
 import logging
 
-from ..engine import make_optimizer, run_epochs
+from ..engine import LocalTrainer, make_optimizer, run_epochs
 from ..masking import MaskedUpdate
-from ..measure import measure_split
 from ..selection import select
 from . import Outcome, RunContext
 
 log = logging.getLogger(__name__)
 
 
-def after_splits(cfg) -> tuple[str, ...]:
-    """The splits besides forget measured after erasure (`eval.unseen_after=false` skips the unseen one,
-    the most expensive: a model that forgot decodes a branch at nearly every prefix)."""
-    return ("retain", "unseen") if cfg.eval.unseen_after else ("retain",)
+def after_plan(cfg) -> dict[str, bool]:
+    """{split: measure EL too?} for the splits besides forget measured after erasure. The unseen split
+    is the most expensive (the model decodes a branch at nearly every prefix): `eval.unseen_after`
+    is full (MA and EL), ma (MA and extraction only: one forward pass) or none."""
+    mode = cfg.eval.unseen_after
+    if mode not in ("full", "ma", "none"):
+        from ..errors import UserError
+
+        raise UserError(f"eval.unseen_after={mode}: expected full, ma or none")
+    plan = {"retain": True}
+    if mode != "none":
+        plan["unseen"] = mode == "full"
+    return plan
 
 
 class GradientMethod:
@@ -34,9 +42,26 @@ class GradientMethod:
     extra_loss = None  # optional: model -> scalar tensor, added once per step
 
     def _select(self, ctx: RunContext):
-        s = ctx.cfg.select
-        return select(ctx.model, ctx.splits["forget"].seqs, s.rule, s.fraction, s.params, s.scope, seed=ctx.cfg.seed,
-                      micro_batch=ctx.cfg.method.micro_batch, device=ctx.device)
+        """The masks at the current weights; in a distributed run each rank scores its share of the
+        forget set and the gradients are summed over ranks, so every rank gets the same masks."""
+        from ..distributed import shard
+
+        s, forget = ctx.cfg.select, ctx.splits["forget"].seqs
+        return select(ctx.model, shard(list(forget)), s.rule, s.fraction, s.params, s.scope, seed=ctx.cfg.seed,
+                      micro_batch=ctx.cfg.method.micro_batch, device=ctx.device, n_total=len(forget))
+
+    def trainer(self, ctx: RunContext, selection):
+        """What performs an epoch's update: one process, or DeepSpeed when `distributed` asks for it."""
+        cfg = ctx.cfg
+        if cfg.distributed.name != "none":
+            from ..distributed.trainer import DeepSpeedTrainer
+
+            return DeepSpeedTrainer(ctx.model, self.loss, selection.masks, cfg.method.optim, cfg.distributed,
+                                    len(ctx.splits["forget"].seqs), cfg.method.micro_batch, ctx.device, self.extra_loss)
+        masked = MaskedUpdate(ctx.model, selection.masks)
+        optimizer = make_optimizer(masked.trainable(), cfg.method.optim)
+        return LocalTrainer(ctx.model, self.loss, masked, optimizer, cfg.method.micro_batch, ctx.device,
+                            self.extra_loss)
 
     def refresh(self, ctx: RunContext):
         """A callable epoch -> new masks or None (re-selection every `select.refresh_every` epochs)."""
@@ -50,22 +75,22 @@ class GradientMethod:
         self.setup(ctx)
         selection = self._select(ctx)
         log.info("selection: %s of %d weights (%s)", f"{selection.n_selected:,}", selection.n_total, selection.rule)
-        masked = MaskedUpdate(ctx.model, selection.masks)
-        optimizer = make_optimizer(masked.trainable(), cfg.method.optim)
+        trainer = self.trainer(ctx, selection)
         train_log = ctx.train_log()
         try:
-            result = run_epochs(ctx.model, ctx.splits["forget"].seqs, self.loss, masked, optimizer, cfg.stop,
-                                ctx.thresholds, ctx.params, cfg.method.micro_batch, ctx.device, train_log,
-                                heldout=ctx.heldout, extra_loss=self.extra_loss, refresh=self.refresh(ctx))
+            result = run_epochs(trainer, ctx.splits["forget"].seqs, cfg.stop, ctx.thresholds, ctx.params, train_log,
+                                heldout=ctx.heldout, refresh=self.refresh(ctx))
         finally:
             train_log.close()
+        after = {"forget": result.forget_after if result.forget_after is not None
+                 else trainer.measure(ctx.splits["forget"].seqs, ctx.params, with_el=True)}
+        for name, with_el in after_plan(ctx.cfg).items():
+            after[name] = trainer.measure(ctx.splits[name].seqs, ctx.params, with_el=with_el) if ctx.splits[name].seqs else []
+        ctx.model = trainer.eval_model()  # a plain model with the edited weights, for the rest of the run
         for p in ctx.model.parameters():
             p.requires_grad_(True)
-        after = {"forget": result.forget_after if result.forget_after is not None
-                 else measure_split(ctx.model, ctx.splits["forget"], ctx.params)}
-        for name in after_splits(ctx.cfg):
-            after[name] = measure_split(ctx.model, ctx.splits[name], ctx.params)
         n = len(ctx.splits["forget"].seqs)
         return Outcome(status=result.status, after=after, epochs=result.epochs, steps=result.steps,
-                       seconds=result.seconds, grad_accum=-(-n // cfg.method.micro_batch),
-                       selection=selection.record())
+                       seconds=result.seconds, grad_accum=getattr(trainer, "config", {}).get("gradient_accumulation_steps",
+                                                                         -(-n // cfg.method.micro_batch)),
+                       selection=selection.record(), masks=selection.masks)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import UserError, exit_on_user_error
 
 
-def write_report(root: Path, out: Path) -> dict:
+def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     from .collect import collect
     from .plots import curves, tradeoff
     from .tables import aggregate, latex, markdown, to_csv
@@ -30,6 +30,10 @@ def write_report(root: Path, out: Path) -> dict:
           "held-out perplexity after / before; `utility` is the mean accuracy of the reasoning tasks after.", "",
           markdown(rows)]
     md += [f"![{p.stem}]({p.name})" for p in plots]
+    if pick_defaults:
+        from . import pick
+
+        md += ["", "## Tuning choice per method", "", pick.__doc__.strip(), "", pick.markdown(pick.pick(records))]
     (out / "report.md").write_text("\n".join(md) + "\n")
     (out / "report.csv").write_text(to_csv(rows))
     (out / "report.tex").write_text(latex(rows))
@@ -40,11 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="emso-bench-report", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", type=Path, help="a run or sweep directory")
     parser.add_argument("--out", type=Path, help="where to write (default: the directory itself)")
+    parser.add_argument("--pick", action="store_true", help="add the tuning choice per method (grid sweeps)")
     args = parser.parse_args(argv)
     with exit_on_user_error("emso-bench-report"):
         if not args.dir.is_dir():
             raise UserError(f"{args.dir}: no such directory")
-        report = write_report(args.dir, args.out or args.dir)
+        report = write_report(args.dir, args.out or args.dir, pick_defaults=args.pick)
         out = args.out or args.dir
         print(f"{len(report['records'])} runs -> {out / 'report.md'}, report.csv, report.tex, "
               + ", ".join(p.name for p in report["plots"]))

@@ -1,0 +1,54 @@
+"""The tuning rule every method gets (sweeps/emso_grid.yaml, sweeps/lr_grid.yaml): per method, among the
+grid's runs that reached `forgotten`, the one that kept the most of the retain split's EL_10 (after /
+before), then the smaller held-out perplexity rise, then fewer epochs; when no run forgot, the one
+with the lowest forget EL_10 after (its status says it did not forget)."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .tables import _get, _ratio
+
+
+def _key(r: dict) -> tuple:
+    forgotten = r.get("status") == "forgotten"
+    kept = _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10")) or 0.0
+    ppl = (r.get("heldout_ppl") or {}).get("ratio") or float("inf")
+    forget_el = _get(r, "after", "forget", "el_10")
+    if forgotten:
+        return (0, -kept, ppl, r.get("epochs") or 0)
+    return (1, forget_el if forget_el is not None else float("inf"), -kept, ppl)
+
+
+def _tuned(r: dict) -> dict:
+    """The grid axes of a run (its overrides, minus the fixed forget draw)."""
+    return {k: v for k, v in r.get("_overrides", {}).items() if not k.startswith(("forget.", "+sweeps", "method"))
+            or k.startswith("method.")}
+
+
+def pick(records: list[dict]) -> list[dict]:
+    """One line per method: the chosen grid point, why, and the figures it was chosen on."""
+    by_method: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        if r.get("status") not in ("failed", "missing"):
+            by_method[r.get("method", "?")].append(r)
+    out = []
+    for method, runs in sorted(by_method.items()):
+        best = min(runs, key=_key)
+        out.append({"method": method, "choice": _tuned(best), "status": best.get("status"),
+                    "epochs": best.get("epochs"), "retain_kept": _ratio(_get(best, "after", "retain", "el_10"),
+                                                                         _get(best, "before", "retain", "el_10")),
+                    "ppl_ratio": (best.get("heldout_ppl") or {}).get("ratio"),
+                    "forget_el_10": _get(best, "after", "forget", "el_10"),
+                    "forgotten_in_grid": sum(r.get("status") == "forgotten" for r in runs), "grid_size": len(runs)})
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| method | chosen | status | epochs | retain kept | ppl x | forget EL10 | forgot in grid |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+        choice = ", ".join(f"{k}={v}" for k, v in sorted(r["choice"].items()))
+        lines.append(f"| {r['method']} | {choice} | {r['status']} | {r['epochs']} | {fmt(r['retain_kept'], 2)} | "
+                     f"{fmt(r['ppl_ratio'], 2)} | {fmt(r['forget_el_10'], 4)} | {r['forgotten_in_grid']}/{r['grid_size']} |")
+    return "\n".join(lines) + "\n"
