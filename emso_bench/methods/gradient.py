@@ -82,10 +82,15 @@ class GradientMethod:
                                 heldout=ctx.heldout, refresh=self.refresh(ctx))
         finally:
             train_log.close()
-        after = {"forget": result.forget_after if result.forget_after is not None
-                 else trainer.measure(ctx.splits["forget"].seqs, ctx.params, with_el=True)}
+        after = {"forget": result.forget_after}
+        if result.forget_after is None:
+            log.info("after: measuring forget (%d rows, MA and EL)", len(ctx.splits["forget"].seqs))
+            after["forget"] = trainer.measure(ctx.splits["forget"].seqs, ctx.params, with_el=True)
         for name, with_el in after_plan(ctx.cfg).items():
-            after[name] = trainer.measure(ctx.splits[name].seqs, ctx.params, with_el=with_el) if ctx.splits[name].seqs else []
+            seqs = ctx.splits[name].seqs
+            if seqs:
+                log.info("after: measuring %s (%d rows, %s)", name, len(seqs), "MA and EL" if with_el else "MA")
+            after[name] = trainer.measure(seqs, ctx.params, with_el=with_el) if seqs else []
         ctx.model = trainer.eval_model()  # a plain model with the edited weights, for the rest of the run
         for p in ctx.model.parameters():
             p.requires_grad_(True)
