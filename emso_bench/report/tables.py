@@ -1,6 +1,7 @@
 """Paper-style tables: method x forget size, mean and spread over draws, in Markdown, CSV and LaTeX.
 
-One row per (model, method, selection, forget size): how many runs reached which status, epochs to
+One row per (model, method, selection, forget size, setting), the setting being the job's other
+overrides (a grid's learning rate, rho): how many runs reached which status, epochs to
 stop, forget EL_10/MA after, retain EL_10 after (and the share of its starting value it kept),
 unseen EL_10 after, the utility average after, held-out perplexity after/before, wall time. Numbers
 are `mean ± std` over the draws that produced a record; missing and failed jobs are counted in the
@@ -38,11 +39,21 @@ def _ratio(a, b):
     return a / b if a is not None and b else None
 
 
+_NOT_SETTINGS = ("model", "method", "select", "forget.", "sweeps", "+sweeps", "threads")
+
+
+def setting(r: dict) -> str:
+    """The job's overrides besides the table's own columns and the draw: what a grid varies."""
+    items = sorted((k, v) for k, v in (r.get("_overrides") or {}).items()
+                   if not (k in _NOT_SETTINGS or k.startswith(_NOT_SETTINGS[3])))
+    return ", ".join(f"{k}={v}" for k, v in items)
+
+
 def group_key(r: dict) -> tuple:
     forget = r.get("forget") or {}
     size = forget.get("size") if not forget.get("subset") and not forget.get("path") else forget.get("subset") or "file"
     rule = r.get("select")
-    return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?")
+    return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?", setting(r))
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -56,7 +67,7 @@ def aggregate(records: list[dict]) -> list[dict]:
         statuses: dict[str, int] = defaultdict(int)
         for r in groups[key]:
             statuses[r.get("status", "failed")] += 1
-        row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "runs": len(runs),
+        row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
         for header, get in COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
@@ -76,7 +87,7 @@ def _digits(header: str) -> int:
     return 0 if header in ("wall s",) else 1 if header == "epochs" else 2 if header in ("ppl x", "retain kept") else 3
 
 
-HEAD = ["model", "method", "select", "forget", "status"]
+HEAD = ["model", "method", "select", "forget", "setting", "status"]
 
 
 def markdown(rows: list[dict]) -> str:
@@ -106,7 +117,8 @@ def latex(rows: list[dict]) -> str:
     keys = ["epochs", "forget EL10", "forget MA", "retain EL10", "utility", "ppl x"]
     lines = ["\\begin{tabular}{ll l" + "r" * len(keys) + "}", "\\toprule", " & ".join(headers) + " \\\\", "\\midrule"]
     for row in rows:
-        cells = [row["method"].replace("_", "\\_"), str(row["forget"]).replace("_", "\\_"), row["status"]]
+        method = row["method"] + (f" ({row['setting']})" if row["setting"] else "")
+        cells = [method.replace("_", "\\_"), str(row["forget"]).replace("_", "\\_"), row["status"]]
         cells += [_fmt(row[k], _digits(k)).replace("±", "$\\pm$").replace("–", "--") for k in keys]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
