@@ -25,7 +25,7 @@ def test_every_distributed_option_yields_a_config_deepspeed_accepts(stage, offlo
     parsed = DeepSpeedConfig(config)  # validates; without a process group DeepSpeed assumes one process
     assert parsed.zero_optimization_stage == int(stage[-1])
     assert parsed.train_batch_size == 128 and parsed.gradient_accumulation_steps == 2
-    assert (parsed.bfloat16_enabled, parsed.fp16_enabled) == (precision == "bf16", precision == "fp16")
+    assert (parsed.bfloat16_config.enabled, parsed.float16_config.enabled) == (precision == "bf16", precision == "fp16")
 
 
 def test_an_epoch_stays_one_full_batch_step_at_any_world_size():
@@ -44,7 +44,7 @@ def ragged_forget(micro_memorizer, tmp_path_factory):
     return out
 
 
-COMMON = ["model=memorizer-micro", "debug=default", "method=emso", "select.fraction=0.1", "method.optim.lr=0.01",
+COMMON = ["model=memorizer-micro", "debug=default", "method=emso", "select.fraction=0.1", "method.optim.lr=0.003",
           "method.micro_batch=2", "eval.extract_k=20", "eval.unseen_after=none", "stop.max_epochs=6",
           "thresholds.source=fixed", "thresholds.ma=0.5", "thresholds.el_10=0.2", "save_model=true"]
 
@@ -59,11 +59,18 @@ def _run(tmp_path, name, extra, forget):
     return results, weights, masks
 
 
+@pytest.fixture(scope="module")
+def single_run(micro_memorizer, ragged_forget, tmp_path_factory):
+    """The single-process reference, run once for both stages."""
+    return _run(tmp_path_factory.mktemp("single"), "single", [], ragged_forget)
+
+
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
-def test_two_process_zero_runs_match_the_single_process_run(stage, micro_memorizer, ragged_forget, tmp_path):
+def test_two_process_zero_runs_match_the_single_process_run(stage, micro_memorizer, ragged_forget, single_run,
+                                                            tmp_path):
     path, _, _ = micro_memorizer
     start = load_file(path / "model.safetensors")
-    ref, ref_w, ref_masks = _run(tmp_path, "single", [], ragged_forget)
+    ref, ref_w, ref_masks = single_run
     got, got_w, got_masks = _run(tmp_path, stage, [f"distributed={stage}", "distributed.nproc=2",
                                                    "distributed.cpu_shm=false"], ragged_forget)
     assert sorted(ref["splits"]["forget"]["lengths"]) == sorted(got["splits"]["forget"]["lengths"]) != [100]
