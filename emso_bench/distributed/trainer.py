@@ -53,7 +53,10 @@ class DeepSpeedTrainer:
             self._hooks.append(self.params[name].register_hook(lambda g, m=mask: g * m.to(g.dtype)))
 
     def set_masks(self, masks: dict) -> None:
-        raise NotImplementedError("select.refresh_every with distributed runs: recompute masks in one process")
+        from ..errors import UserError
+
+        raise UserError("select.refresh_every: not supported with distributed runs (expected 0): recompute masks in "
+                        "one process")
 
     @torch.no_grad()
     def _restore(self) -> None:

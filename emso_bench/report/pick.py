@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .tables import _get, _ratio
+from .tables import _get, _ratio, setting
 
 
 def _key(r: dict) -> tuple:
@@ -19,12 +19,6 @@ def _key(r: dict) -> tuple:
     return (1, forget_el if forget_el is not None else float("inf"), -kept, ppl)
 
 
-def _tuned(r: dict) -> dict:
-    """The grid axes of a run (its overrides, minus the fixed forget draw)."""
-    return {k: v for k, v in r.get("_overrides", {}).items() if not k.startswith(("forget.", "+sweeps", "method"))
-            or k.startswith("method.")}
-
-
 def pick(records: list[dict]) -> list[dict]:
     """One line per method: the chosen grid point, why, and the figures it was chosen on."""
     by_method: dict[str, list[dict]] = defaultdict(list)
@@ -34,7 +28,7 @@ def pick(records: list[dict]) -> list[dict]:
     out = []
     for method, runs in sorted(by_method.items()):
         best = min(runs, key=_key)
-        out.append({"method": method, "choice": _tuned(best), "status": best.get("status"),
+        out.append({"method": method, "choice": setting(best), "status": best.get("status"),
                     "epochs": best.get("epochs"), "retain_kept": _ratio(_get(best, "after", "retain", "el_10"),
                                                                          _get(best, "before", "retain", "el_10")),
                     "ppl_ratio": (best.get("heldout_ppl") or {}).get("ratio"),
@@ -48,7 +42,6 @@ def markdown(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
-        choice = ", ".join(f"{k}={v}" for k, v in sorted(r["choice"].items()))
-        lines.append(f"| {r['method']} | {choice} | {r['status']} | {r['epochs']} | {fmt(r['retain_kept'], 2)} | "
+        lines.append(f"| {r['method']} | {r['choice']} | {r['status']} | {r['epochs']} | {fmt(r['retain_kept'], 2)} | "
                      f"{fmt(r['ppl_ratio'], 2)} | {fmt(r['forget_el_10'], 4)} | {r['forgotten_in_grid']}/{r['grid_size']} |")
     return "\n".join(lines) + "\n"
