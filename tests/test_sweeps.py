@@ -9,21 +9,53 @@ import subprocess
 import sys
 import time
 
-from emso_bench.paths import REPO_DIR
+from hydra import compose as hydra_compose, initialize_config_dir
+
+from emso_bench.paths import CONF_DIR, REPO_DIR
 from emso_bench.report.cli import write_report
+from emso_bench.run import plan
 from emso_bench.sweep import count_jobs
 from tests.helpers import compose, run_cli
 
 CLI = "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()"
 
 
-def test_three_scales_composes_every_job_in_a_dry_run(tmp_path):
-    proc = run_cli(["+sweeps=three_scales", "dry_run=true", f"hydra.sweep.dir={tmp_path}"], timeout=900)
+def _sweep_jobs(sweep: str, extra: list[str]) -> list[list[str]]:
+    """Every job's overrides, split by Hydra's own BasicSweeper from the sweep file's params and `extra`."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra_cfg = hydra_compose(config_name="config", overrides=[f"+sweeps={sweep}"], return_hydra_config=True)
+    lines = [f"{k}={v}" for k, v in hydra_cfg.hydra.sweeper.params.items()] + extra
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+    return [job for batch in batches for job in batch]
+
+
+def test_three_scales_composes_every_job_in_a_dry_run():
+    """All 324 jobs composed once each (in process: the CLI composes every job twice, ~3.5 min) and
+    planned by the app's own dry run."""
+    jobs = _sweep_jobs("three_scales", [])
+    assert len(jobs) == 3 * 9 * 4 * 3 == count_jobs(["+sweeps=three_scales"], {
+        "model": "a,b,c", "method": ",".join("x" * 9), "forget.size": "1,2,3,4", "forget.draw": "0,1,2"})
+    seen = set()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for job in jobs:
+            cfg = hydra_compose(config_name="config", overrides=["+sweeps=three_scales", "dry_run=true", *job])
+            text = plan(cfg)
+            assert text.startswith("# emso-bench dry run"), job
+            assert f"model: {cfg.model.path}" in text and cfg.eval.name == "paper", job
+            seen.add((cfg.model.name, cfg.method.name, cfg.forget.size, cfg.forget.draw))
+    assert len(seen) == len(jobs)  # every job is a different run
+
+
+def test_three_scales_dry_run_through_the_cli(tmp_path):
+    """The real multirun path (sweeper, launcher, job folders) on a slice: 3 scales x 2 methods."""
+    proc = run_cli(["+sweeps=three_scales", "dry_run=true", "method=emso,npo", "forget.size=1024",
+                    "forget.draw=2", f"hydra.sweep.dir={tmp_path}"], timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "error:" not in proc.stderr, proc.stderr[-3000:]
-    plans = proc.stdout.count("# emso-bench dry run")
-    assert plans == 3 * 9 * 4 * 3 == count_jobs(["+sweeps=three_scales"], {
-        "model": "a,b,c", "method": ",".join("x" * 9), "forget.size": "1,2,3,4", "forget.draw": "0,1,2"})
+    assert proc.stdout.count("# emso-bench dry run") == 3 * 2
     for model in ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b"):
         assert f"model: {compose([f'model={model}']).model.path}" in proc.stdout
 
