@@ -6,7 +6,8 @@
 - `greedy_branches`: the greedy continuations of the contexts x_<b ++ [a_b] for the branch points b
   (a_b != x_b). Each branch starts from the teacher-forced cache of x_<b, fed a_b, and is decoded
   token by token with the other branches of its batch (left-padded, explicit position ids, so that
-  padding never moves a real token). EL_n needs exactly these branches (see memorization.py).
+  padding never moves a real token; finished branches leave the batch). EL_n needs exactly these
+  branches (see memorization.py).
 
 The cache layout is transformers 5's (`cache.layers[i].keys`, shape batch x heads x positions x dim).
 Decoding appends into buffers allocated once (`_Preallocated`): a growing cache re-copies itself at
@@ -14,7 +15,8 @@ every token, which took half the time on a CPU.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from itertools import accumulate
+from typing import Sequence
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
@@ -22,10 +24,6 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def _max_positions(model) -> int | None:
-    return getattr(model.config, "max_position_embeddings", None)
 
 
 @torch.no_grad()
@@ -65,49 +63,53 @@ class _Preallocated(DynamicLayer):
         self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
         return self.keys, self.values
 
-
-def _batches(jobs: list[tuple[int, int, int]], batch_size: int, limit: int | None) -> Iterator[list]:
-    """Chunk (new tokens k, row i, branch point b) jobs, sorted by k descending, into batches whose
-    padded cache width (max b), plus the fed token, plus k decode steps fits the model's position
-    limit (GPT-Neo sizes its attention masks by it)."""
-    batch: list = []
-    width = 0
-    for job in jobs:
-        if batch and (len(batch) == batch_size or (limit and max(width, job[2]) + 1 + batch[0][0] > limit)):
-            yield batch
-            batch, width = [], 0
-        batch.append(job)
-        width = max(width, job[2])
-    if batch:
-        yield batch
+    def trim(self, rows: int, lead: int) -> None:
+        """Keep the first `rows` rows and drop the first `lead` slots (views: nothing is copied)."""
+        self._k, self._v = self._k[:rows, :, lead:], self._v[:rows, :, lead:]
+        self._len -= lead
+        self.keys, self.values = self._k[:, :, : self._len], self._v[:, :, : self._len]
 
 
 @torch.no_grad()
 def _decode_batch(model, kv, batch: list[tuple[int, int, int]], first_tokens: torch.Tensor) -> torch.Tensor:
     """Decode the batch's branches: row r continues x_<b (its cached keys/values, left-padded to the
-    batch's width) from first_tokens[r] for k_r more tokens. Returns (rows, max k) token ids."""
+    batch's width) from first_tokens[r] for k_r more tokens. Returns (rows, max k) token ids (row r's
+    tokens after k_r are not decoded).
+
+    The batch is sorted by k descending, so the rows still decoding at any step are a prefix of it:
+    finished rows leave the batch, and the leading slots that are padding in every row left are
+    dropped. One batch can then hold branches of every length, and the cache never holds more slots
+    than the longest sequence (GPT-Neo's attention masks are sized by max_position_embeddings)."""
     device = _device(model)
     n, steps = len(batch), batch[0][0]
     rows = torch.tensor([i for _, i, _ in batch], device=device)
     starts = torch.tensor([b for _, _, b in batch], device=device)  # prefix lengths = positions of the fed token
-    width = int(starts.max())
+    active = [sum(k > step for k, _, _ in batch) for step in range(steps)]  # rows still decoding: non-increasing
+    widest = list(accumulate((b for _, _, b in batch), max))  # widest[m - 1]: the longest prefix of rows < m
+    width = widest[-1]
     pos = torch.arange(width, device=device)[None, :] - (width - starts[:, None])  # source position per slot
-    valid = pos >= 0
     gather = pos.clamp(min=0)
     layers = []
     for keys, values in kv:  # (rows, width, heads, dim) after the gather -> (rows, heads, width, dim)
         layers.append(_Preallocated(keys[rows[:, None], :, gather].permute(0, 2, 1, 3),
                                     values[rows[:, None], :, gather].permute(0, 2, 1, 3), width + 1 + steps))
     cache = Cache(layers=layers)
-    mask = torch.cat([valid.long(), torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
+    mask = torch.cat([(pos >= 0).long(), torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
     token, positions = first_tokens.to(device)[:, None], starts[:, None]
     generated = torch.zeros(n, steps, dtype=torch.long, device=device)
-    for step in range(steps):
+    dropped = 0  # leading slots dropped so far
+    for step, m in enumerate(active):
+        lead = width - widest[m - 1] - dropped
+        if m < len(token) or lead:
+            for layer in layers:
+                layer.trim(m, lead)
+            token, positions, mask = token[:m], positions[:m], mask[:m, lead:]
+            dropped += lead
         # the cache goes positionally: transformers 5 names it `cache`, earlier releases `past_key_values`
         out = model(token, cache, attention_mask=mask, position_ids=positions, use_cache=True)
         token = out.logits[:, -1].argmax(-1, keepdim=True)
-        generated[:, step] = token[:, 0]
-        mask = torch.cat([mask, mask.new_ones(n, 1)], dim=1)
+        generated[:m, step] = token[:, 0]
+        mask = torch.cat([mask, mask.new_ones(m, 1)], dim=1)
         positions = positions + 1
     return generated.cpu()
 
@@ -121,9 +123,10 @@ def greedy_branches(model, seqs: Sequence[torch.Tensor], preds: Sequence[torch.T
         for b in range(max(first, 1), len(x)):
             if a[b - 1] != x[b]:
                 jobs.append((len(x) - b - 1, i, b))
-    jobs.sort(reverse=True)  # longest decodes first: a batch decodes similar lengths
+    jobs.sort(reverse=True)  # longest decodes first: the rows still decoding are a prefix of a batch
     branches: dict[tuple[int, int], torch.Tensor] = {}
-    for batch in _batches(jobs, batch_size, _max_positions(model)):
+    for start in range(0, len(jobs), batch_size):
+        batch = jobs[start : start + batch_size]
         heads = torch.stack([preds[i][b - 1] for _, i, b in batch])
         tails = _decode_batch(model, kv, batch, heads) if batch[0][0] > 0 else None
         for r, (k, i, b) in enumerate(batch):
