@@ -72,6 +72,27 @@ def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows():
 
 
 @torch.no_grad()
+def test_one_batch_of_branches_of_every_length_decodes_as_each_branch_alone():
+    """Finished branches leave a batch and all-padding slots are dropped: decoding every branch of
+    ragged rows in one batch gives the continuations each branch gets decoded on its own."""
+    from emso_bench.metrics.greedy import greedy_branches, teacher_forced
+
+    model = tiny_gpt_neo(positions=64, window=8).double()
+    g = torch.Generator().manual_seed(2)
+    for weight in (p for p in model.parameters() if p.dim() == 2):  # large weights: every key moves the argmax
+        weight.copy_(torch.randn(weight.shape, generator=g, dtype=weight.dtype) * 0.3)
+    seqs = [torch.randint(1, 97, (n,), generator=g) for n in (40, 23, 31, 40, 15)]
+    with float64_attention():
+        preds, kv = teacher_forced(model, seqs, with_cache=True)
+        together = greedy_branches(model, seqs, preds, kv, first=1, batch_size=10_000)
+        alone = greedy_branches(model, seqs, preds, kv, first=1, batch_size=1)
+    assert len(together) > 100  # a random model branches almost everywhere: lengths 1..38 in one batch
+    assert together.keys() == alone.keys()
+    assert all(torch.equal(together[key], alone[key]) for key in alone)
+    assert all(len(cont) == len(seqs[i]) - b for (i, b), cont in together.items())
+
+
+@torch.no_grad()
 def test_fast_el_equals_literal_in_float64_on_the_micro_memorizer(micro_memorizer):
     path, model, _ = micro_memorizer
     model = model.double()
