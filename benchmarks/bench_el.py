@@ -20,7 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from emso_bench.metrics import MetricParams, measure  # noqa: E402
+from emso_bench.metrics import measure  # noqa: E402
+from emso_bench.run import metric_params  # noqa: E402
 from tests.helpers import compose, literal_el, literal_greedy  # noqa: E402
 
 
@@ -35,11 +36,12 @@ def main() -> None:
 
     from emso_bench.models import memorizer_dir
 
-    path = memorizer_dir(compose([f"model={args.model}"]).model)
+    cfg = compose([f"model={args.model}"])
+    path = memorizer_dir(cfg.model)
     model = GPTNeoForCausalLM.from_pretrained(path).eval()
-    params = MetricParams()
+    params = metric_params(cfg)  # what a run uses, decode batch included
     print(f"model {path.name}, {args.rows} rows per split, T=100, EL_{params.el_n} from prefix "
-          f"{params.el_first_prefix}, float32, {args.threads} threads")
+          f"{params.el_first_prefix}, float32, {args.threads} threads, {params.branch_batch} branches a batch")
     for split in ("pool", "unseen"):
         seqs = [torch.as_tensor(r) for r in np.load(path / f"{split}.npy")[: args.rows].astype(np.int64)]
         t0 = time.perf_counter()
