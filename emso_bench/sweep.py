@@ -30,17 +30,19 @@ if not OmegaConf.has_resolver("emso_job_key"):
     OmegaConf.register_new_resolver("emso_job_key", job_key)
 
 
-def count_jobs(overrides: list[str], sweeper_params: dict | None) -> int:
-    """Number of jobs of a basic-sweeper multirun: the product of the sizes of every sweep."""
+def sweep_jobs(overrides: list[str], sweeper_params: dict | None) -> list[list[str]]:
+    """Every job's overrides, split as Hydra's basic sweeper splits them: the sweep file's params first,
+    then the command line's overrides, which win over a param of the same key."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    lines = list(overrides) + [f"{k}={v}" for k, v in (sweeper_params or {}).items()]
-    parsed = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(lines)}  # later ones win
-    total = 1
-    for override in parsed.values():
-        if override.is_sweep_override():
-            total *= len(list(override.sweep_string_iterator()))
-    return total
+    lines = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(overrides)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+    return [job for batch in batches for job in batch]
+
+
+def count_jobs(overrides: list[str], sweeper_params: dict | None) -> int:
+    return len(sweep_jobs(overrides, sweeper_params))
 
 
 def _multirun(config: DictConfig) -> bool:

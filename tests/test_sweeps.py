@@ -10,34 +10,36 @@ import sys
 import time
 
 from hydra import compose as hydra_compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from emso_bench.paths import CONF_DIR, REPO_DIR
 from emso_bench.report.cli import write_report
 from emso_bench.run import plan
-from emso_bench.sweep import count_jobs
+from emso_bench.sweep import count_jobs, sweep_jobs
 from tests.helpers import compose, run_cli
 
 CLI = "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()"
 
 
 def _sweep_jobs(sweep: str, extra: list[str]) -> list[list[str]]:
-    """Every job's overrides, split by Hydra's own BasicSweeper from the sweep file's params and `extra`."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         hydra_cfg = hydra_compose(config_name="config", overrides=[f"+sweeps={sweep}"], return_hydra_config=True)
-    lines = [f"{k}={v}" for k, v in hydra_cfg.hydra.sweeper.params.items()] + extra
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
-    return [job for batch in batches for job in batch]
+    return sweep_jobs(extra, OmegaConf.to_container(hydra_cfg.hydra.sweeper.params))
+
+
+def test_command_line_overrides_win_over_the_sweep_files_params_in_the_job_count():
+    params = {"method": "emso", "forget.size": "128,256", "forget.draw": "1,2,3"}
+    assert count_jobs([], params) == 6
+    assert count_jobs(["forget.size=512", "forget.draw=1,2"], params) == 2
+    assert count_jobs(["method=emso,ga"], params) == 12
+    assert sweep_jobs(["forget.size=512"], {"forget.size": "128,256"}) == [["forget.size=512"]]
 
 
 def test_three_scales_composes_every_job_in_a_dry_run():
     """All 324 jobs composed once each (in process: the CLI composes every job twice, ~3.5 min) and
     planned by the app's own dry run."""
     jobs = _sweep_jobs("three_scales", [])
-    assert len(jobs) == 3 * 9 * 4 * 3 == count_jobs(["+sweeps=three_scales"], {
-        "model": "a,b,c", "method": ",".join("x" * 9), "forget.size": "1,2,3,4", "forget.draw": "0,1,2"})
+    assert len(jobs) == 3 * 9 * 4 * 3  # scales x methods x forget sizes x draws
     seen = set()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for job in jobs:
