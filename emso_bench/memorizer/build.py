@@ -40,11 +40,11 @@ class BuildConfig:
     heads: int = 4
     window: int = 32  # GPT-Neo local attention window (alternating global/local layers)
     seq_len: int = 100  # T: 50-token prefix + 50-token suffix
-    steps: int = 6400
+    steps: int = 11200
     batch_size: int = 16
-    pool_per_batch: int = 10  # pool rows per batch: exposures per row = steps * pool_per_batch / n_pool
+    pool_per_batch: int = 4  # pool rows per batch: exposures per row = steps * pool_per_batch / n_pool
     lr: float = 2e-3
-    warmup_steps: int = 200
+    warmup_steps: int = 400
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     weight_decay: float = 0.0  # weight decay works against verbatim recall
     background_chars: int | None = None  # cap on held-in Gutenberg characters (None: all; tests use less)

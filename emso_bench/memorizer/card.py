@@ -7,7 +7,7 @@ import json
 def _fmt(value) -> str:
     if value is None:
         return "not measured"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)  # 4 significant digits: EL_10 on unseen rows is ~1e-6
 
 
 def model_card(name: str, facts: dict, gates: dict) -> str:
