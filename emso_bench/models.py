@@ -35,10 +35,12 @@ def memorizer_dir(model_cfg: DictConfig, build_if_missing: bool = True) -> Path:
         return cached
     if not build_if_missing:
         raise UserError(f"model={model_cfg.name}: memorizer {key} is not built; run `emso-bench-prepare model={model_cfg.name}`")
-    from .memorizer.prepare import prepare
+    from .memorizer.prepare import build_lock, prepare
 
-    log.info("memorizer %s not found (shipped or cached): building it into %s", key, cached)
-    prepare(model_cfg, cached)
+    with build_lock(cached):
+        if not (cached / "build.json").exists():  # a parallel job may have built it while we waited
+            log.info("memorizer %s not found (shipped or cached): building it into %s", key, cached)
+            prepare(model_cfg, cached)
     return cached
 
 

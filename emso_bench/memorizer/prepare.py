@@ -11,9 +11,11 @@ a shipped checkpoint (emso_bench/data/memorizer/) with the same key is used as i
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +33,20 @@ def _build_cfg(model_cfg: DictConfig) -> BuildConfig:
         return BuildConfig.from_dict(OmegaConf.to_container(model_cfg.build, resolve=True))
     except KeyError as err:
         raise UserError(f"model={model_cfg.name}: {err.args[0]}") from None
+
+
+@contextmanager
+def build_lock(out_dir: Path):
+    """Hold the exclusive lock of a memorizer directory: parallel sweep jobs that need the same
+    memorizer wait for the first one to build it instead of writing the same files side by side."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.parent / f".{out_dir.name}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is building %s: waiting for it", out_dir)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
 
 def twin_dir(cfg: BuildConfig, name: str) -> Path:
@@ -97,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
             except UserError:
                 out = cache_dir() / "memorizer" / f"{cfg.model.name}-{_build_cfg(cfg.model).key()}"
         started = time.time()
-        gates = prepare(cfg.model, out, args.threads, with_twin=args.twin)
+        with build_lock(out):
+            gates = prepare(cfg.model, out, args.threads, with_twin=args.twin)
         print(f"memorizer: {out} ({time.time() - started:.0f}s)")
         for name, gate in gates["gates"].items():
             verdict = "met" if gate["ok"] else "NOT MET" if gate["ok"] is False else "n/a (build the twin: --twin)"
