@@ -52,6 +52,11 @@ def main(cfg: DictConfig) -> None:
             print(plan(cfg))
             return
         if record.is_finished(run_dir) and not cfg.overwrite:
+            changes = record.config_changes(run_dir, OmegaConf.to_container(cfg, resolve=True))
+            if changes:  # e.g. the memorizer was rebuilt with other settings since this sweep ran
+                more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
+                raise UserError(f"{run_dir / record.RESULTS}: a finished run of another config ({'; '.join(changes[:2])}"
+                                f"{more}): overwrite=true replaces it, another hydra.run.dir or sweep dir keeps both")
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return
         if cfg.distributed.name != "none" and not distributed.launched():

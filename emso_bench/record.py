@@ -48,6 +48,28 @@ def is_finished(run_dir: Path) -> bool:
     return bool(results) and results.get("status") in FINISHED
 
 
+RUNTIME_KEYS = {"threads", "overwrite", "dry_run", "logger", "save_model", "device"}  # how a run executes, not what it computes
+
+
+def config_changes(run_dir: Path, config: dict) -> list[str]:
+    """'key: old -> new' for every key present in both the record's resolved config and `config` whose
+    value differs (runtime keys aside): a finished run of another config must not pass for this one."""
+    old = (read_results(run_dir) or {}).get("config")
+    changes: list[str] = []
+
+    def walk(a: dict, b: dict, prefix: str) -> None:
+        for key in sorted(a.keys() & b.keys()):
+            if prefix or key not in RUNTIME_KEYS:
+                if isinstance(a[key], dict) and isinstance(b[key], dict):
+                    walk(a[key], b[key], f"{prefix}{key}.")
+                elif a[key] != b[key]:
+                    changes.append(f"{prefix}{key}: {a[key]!r} -> {b[key]!r}")
+
+    if isinstance(old, dict):
+        walk(old, config, "")
+    return changes
+
+
 def write_per_example(run_dir: Path, rows: list[dict]) -> None:
     """One row per (doc_id, split) with the metrics before and after, written atomically."""
     columns = list(dict.fromkeys(k for row in rows for k in row))

@@ -59,3 +59,14 @@ def test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone(measured_run, 
     assert errors[-1].startswith("emso-bench: error: ") and message in errors[-1], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert _record_files(measured_run) == before
+
+
+def test_a_finished_run_of_another_config_is_neither_skipped_nor_replaced(measured_run):
+    before = _record_files(measured_run)
+    proc = run_cli([*MICRO, "method=none", "seed=7", f"hydra.run.dir={measured_run}"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "a finished run of another config (seed: 0 -> 7)" in proc.stderr.splitlines()[-1], proc.stderr[-2000:]
+    assert _record_files(measured_run) == before
+    same = run_cli([*MICRO, "method=none", "threads=1", f"hydra.run.dir={measured_run}"])  # runtime keys aside
+    assert same.returncode == 0 and "already finished" in same.stderr + same.stdout, same.stderr[-2000:]
+    assert _record_files(measured_run) == before
