@@ -21,15 +21,27 @@ def _done(records):
     return [r for r in records if r.get("status") not in ("failed", "missing")]
 
 
+def _label(r: dict, with_model: bool) -> str:
+    """One marker per table row: method[/rule] [grid setting, last key parts] [@model]."""
+    model, method, rule, _, setting = group_key(r)
+    label = method + ("" if rule in ("all", "contrastive") else f"/{rule}")
+    if setting:
+        label += " " + ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, _, v in
+                                 (part.partition("=") for part in setting.split(", ")))
+    return label + (f" @{model}" if with_model else "")
+
+
 def tradeoff(records: list[dict], out: Path) -> Path | None:
     """Forget EL_10 after (x) against utility after (y; held-out perplexity ratio when no utility was
-    measured), one panel per forget size, one marker per method (mean and std over draws)."""
+    measured), one panel per forget size, one marker per row of the table (method, rule, grid setting, model: mean
+    and std over draws)."""
     runs = _done(records)
     if not runs:
         return None
     use_utility = any((r.get("utility") or {}).get("average_after") is not None for r in runs)
     ylabel = "utility: mean accuracy after" if use_utility else "held-out perplexity after / before"
     sizes = sorted({group_key(r)[3] for r in runs}, key=str)
+    several_models = len({r.get("model") for r in runs}) > 1
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.8), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         points = defaultdict(list)
@@ -39,10 +51,10 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
             y = (r.get("utility") or {}).get("average_after") if use_utility else (r.get("heldout_ppl") or {}).get("ratio")
             x = _get(r, "after", "forget", "el_10")
             if x is not None and y is not None:
-                points[f"{r['method']}" + ("" if r.get("select") in ("all", "contrastive") else f"/{r['select']}")].append((x, y))
-        for label, xy in sorted(points.items()):
+                points[_label(r, several_models)].append((x, y))
+        for i, (label, xy) in enumerate(sorted(points.items())):
             xy = np.array(xy)
-            ax.errorbar(xy[:, 0].mean(), xy[:, 1].mean(), xerr=xy[:, 0].std(), yerr=xy[:, 1].std(), fmt="o",
+            ax.errorbar(xy[:, 0].mean(), xy[:, 1].mean(), xerr=xy[:, 0].std(), yerr=xy[:, 1].std(), fmt="osD^v<>"[i // 10 % 7],
                         capsize=3, label=label)
         thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
         if thresholds and thresholds[0] is not None:
