@@ -35,6 +35,20 @@ def test_command_line_overrides_win_over_the_sweep_files_params_in_the_job_count
     assert sweep_jobs(["forget.size=512"], {"forget.size": "128,256"}) == [["forget.size=512"]]
 
 
+def test_the_report_expects_the_jobs_of_the_launch_with_command_line_overrides_winning(tmp_path):
+    import yaml
+
+    from emso_bench.report.collect import expected_jobs
+
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "overrides": {"task": ["+sweeps=emso_draws", "forget.size=128", "threads=1"]},
+        "sweeper": {"params": {"method": "emso", "forget.size": "128,256", "forget.draw": "1,2,3"}}}}))
+    jobs = expected_jobs(tmp_path)
+    assert sorted(job["forget.draw"] for job in jobs) == ["1", "2", "3"]
+    assert all(job == {"sweeps": "emso_draws", "method": "emso", "forget.size": "128", "forget.draw": job["forget.draw"]}
+               for job in jobs)
+
+
 def test_three_scales_composes_every_job_in_a_dry_run():
     """All 324 jobs composed once each (in process: the CLI composes every job twice, ~3.5 min) and
     planned by the app's own dry run."""

@@ -7,7 +7,6 @@ records with `status: failed` as failed: neither is ever dropped from a report.
 """
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
@@ -26,25 +25,18 @@ def _overrides(job_dir: Path) -> dict:
 
 
 def expected_jobs(sweep_dir: Path) -> list[dict]:
-    """The override dicts of every job the sweep in sweep_dir asked for ([] when it is not a sweep)."""
+    """The override dicts of every job the last launch of the sweep in sweep_dir asked for, split as
+    Hydra's basic sweeper splits them (command-line overrides win over the sweep file's params);
+    [] when sweep_dir is not a sweep."""
     path = sweep_dir / "multirun.yaml"
     if not path.exists():
         return []
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from ..sweep import sweep_jobs
 
-    cfg = yaml.safe_load(path.read_text())
-    hydra = cfg.get("hydra", {})
-    lines = list(hydra.get("overrides", {}).get("task", []))
-    lines += [f"{k}={v}" for k, v in (hydra.get("sweeper", {}).get("params") or {}).items()]
-    axes: dict[str, list[str]] = {}
-    for override in OverridesParser.create().parse_overrides(lines):
-        key = override.get_key_element().lstrip("+~")
-        if key in IGNORED_KEYS:
-            continue
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else [override.get_value_element_as_str()]
-        axes[key] = values
-    keys = sorted(axes)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(axes[k] for k in keys))]
+    hydra = (yaml.safe_load(path.read_text()) or {}).get("hydra", {})
+    jobs = sweep_jobs(list(hydra.get("overrides", {}).get("task", [])), hydra.get("sweeper", {}).get("params"))
+    pairs = ((item.split("=", 1) for item in job) for job in jobs)
+    return [{k.lstrip("+~"): v for k, v in job if k.lstrip("+~") not in IGNORED_KEYS} for job in pairs]
 
 
 def _missing_record(job: dict) -> dict:
