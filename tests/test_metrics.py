@@ -60,8 +60,18 @@ def _compare(model, seqs, params):
     return fast
 
 
+@pytest.fixture(params=["gpt_neo", "generic"])
+def decoder(request, monkeypatch):
+    """Run a test with GPT-Neo's shared-prefix decoder and with the generic cached decoder."""
+    from emso_bench.metrics import neo_decode
+
+    if request.param == "generic":
+        monkeypatch.setattr(neo_decode, "supports", lambda model: False)
+    return request.param
+
+
 @torch.no_grad()
-def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows():
+def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows(decoder):
     model = tiny_gpt_neo(positions=64, window=8).double()
     g = torch.Generator().manual_seed(1)
     # hand-made rows: a repeated motif (the model may lock onto it), random rows, and unequal lengths
@@ -72,9 +82,10 @@ def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows():
 
 
 @torch.no_grad()
-def test_one_batch_of_branches_of_every_length_decodes_as_each_branch_alone():
-    """Finished branches leave a batch and all-padding slots are dropped: decoding every branch of
-    ragged rows in one batch gives the continuations each branch gets decoded on its own."""
+def test_one_batch_of_branches_of_every_length_decodes_as_each_branch_alone(decoder):
+    """Finished branches leave a batch (and, in the generic decoder, all-padding slots are dropped):
+    decoding every branch of ragged rows in one batch gives the continuations each branch gets
+    decoded on its own."""
     from emso_bench.metrics.greedy import greedy_branches, teacher_forced
 
     model = tiny_gpt_neo(positions=64, window=8).double()
@@ -90,6 +101,32 @@ def test_one_batch_of_branches_of_every_length_decodes_as_each_branch_alone():
     assert together.keys() == alone.keys()
     assert all(torch.equal(together[key], alone[key]) for key in alone)
     assert all(len(cont) == len(seqs[i]) - b for (i, b), cont in together.items())
+
+
+@torch.no_grad()
+def test_gpt_neo_decoder_and_generic_decoder_give_the_same_branches():
+    """The shared-prefix GPT-Neo decoder against the generic one (each branch a copy of its prefix's
+    cache) on a random model that branches everywhere, with local windows shorter than the prefixes."""
+    from emso_bench.metrics import greedy, neo_decode
+    from emso_bench.metrics.greedy import greedy_branches, teacher_forced
+
+    model = tiny_gpt_neo(positions=64, window=5, layers=4).double()
+    g = torch.Generator().manual_seed(3)
+    for weight in (p for p in model.parameters() if p.dim() == 2):
+        weight.copy_(torch.randn(weight.shape, generator=g, dtype=weight.dtype) * 0.3)
+    seqs = [torch.randint(1, 97, (n,), generator=g) for n in (50, 37, 50, 12, 44, 29)]
+    assert neo_decode.supports(model)
+    with float64_attention():
+        preds, kv = teacher_forced(model, seqs, with_cache=True)
+        neo = greedy_branches(model, seqs, preds, kv, first=1, batch_size=40)
+        original, neo_decode.supports = neo_decode.supports, lambda m: False
+        try:
+            generic = greedy_branches(model, seqs, preds, kv, first=1, batch_size=40)
+        finally:
+            neo_decode.supports = original
+    assert greedy.neo_decode.supports is original and len(neo) > 150
+    assert neo.keys() == generic.keys()
+    assert all(torch.equal(neo[key], generic[key]) for key in generic)
 
 
 @torch.no_grad()
