@@ -1,7 +1,8 @@
 """The tuning rule every method gets (sweeps/emso_grid.yaml, sweeps/lr_grid.yaml): per method, among the
 grid's runs that reached `forgotten`, the one that kept the most of the retain split's EL_10 (after /
 before), then the smaller held-out perplexity rise, then fewer epochs; when no run forgot, the one
-with the lowest forget EL_10 after (its status says it did not forget)."""
+with the lowest forget EL_10 after among the runs that spent their budget, and only when none did, among
+those that collapsed (a collapse is a failure, not a near miss); the status says it did not forget."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -16,7 +17,8 @@ def _key(r: dict) -> tuple:
     forget_el = _get(r, "after", "forget", "el_10")
     if forgotten:
         return (0, -kept, ppl, r.get("epochs") or 0)
-    return (1, forget_el if forget_el is not None else float("inf"), -kept, ppl)
+    rank = 1 if r.get("status") == "budget_exhausted" else 2
+    return (rank, forget_el if forget_el is not None else float("inf"), -kept, ppl)
 
 
 def pick(records: list[dict]) -> list[dict]:
