@@ -119,16 +119,17 @@ def _decode_batch(model, kv, batch: list[tuple[int, int, int]], first_tokens: to
 
 
 def greedy_branches(model, seqs: Sequence[torch.Tensor], preds: Sequence[torch.Tensor], kv, first: int,
-                    batch_size: int = 256) -> dict[tuple[int, int], torch.Tensor]:
+                    batch_size: int = 256, generic: bool = False) -> dict[tuple[int, int], torch.Tensor]:
     """{(i, b): the greedy continuation of seqs[i][:b], T_i - b tokens long} for every branch point
-    b >= first of sequence i (a_b != x_b). `kv` is the teacher-forced cache of exactly these seqs."""
+    b >= first of sequence i (a_b != x_b). `kv` is the teacher-forced cache of exactly these seqs.
+    A GPT-Neo's branches go through neo_decode unless `generic` asks for the decoder any model gets."""
     jobs = []  # (new tokens after a_b, i, b)
     for i, (x, a) in enumerate(zip(seqs, preds)):
         for b in range(max(first, 1), len(x)):
             if a[b - 1] != x[b]:
                 jobs.append((len(x) - b - 1, i, b))
     jobs.sort(reverse=True)  # longest decodes first: the rows still decoding are a prefix of a batch
-    decode = neo_decode.decode_batch if neo_decode.supports(model) else _decode_batch
+    decode = neo_decode.decode_batch if neo_decode.supports(model) and not generic else _decode_batch
     branches: dict[tuple[int, int], torch.Tensor] = {}
     for start in range(0, len(jobs), batch_size):
         batch = jobs[start : start + batch_size]
