@@ -2,8 +2,8 @@
 
 One row per (model, method, selection, forget size, setting), the setting being the job's other
 overrides (a grid's learning rate, rho): how many runs reached which status, epochs to
-stop, forget EL_10/MA after, retain EL_10 after (and the share of its starting value it kept),
-unseen EL_10 after, the utility average after, held-out perplexity after/before, wall time. Numbers
+stop, forget EL_10/MA after, retain EL_10/MA after (and the share of its starting EL_10 it kept),
+unseen EL_10/MA after, the utility average after, held-out perplexity after/before, wall time. Numbers
 are `mean ± std` over the draws that produced a record; missing and failed jobs are counted in the
 status column, never dropped.
 """
@@ -21,8 +21,10 @@ COLUMNS = [  # (header, getter)
     ("forget EL10", lambda r: _get(r, "after", "forget", "el_10")),
     ("forget MA", lambda r: _get(r, "after", "forget", "ma")),
     ("retain EL10", lambda r: _get(r, "after", "retain", "el_10")),
+    ("retain MA", lambda r: _get(r, "after", "retain", "ma")),
     ("retain kept", lambda r: _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10"))),
     ("unseen EL10", lambda r: _get(r, "after", "unseen", "el_10")),
+    ("unseen MA", lambda r: _get(r, "after", "unseen", "ma")),
     ("utility", lambda r: (r.get("utility") or {}).get("average_after")),
     ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
     ("wall s", lambda r: r.get("wall_seconds")),

@@ -1,0 +1,33 @@
+"""The report's table: one row per method x forget size, mean and (population) std over the draws with a
+record, failed and missing runs counted in the status and kept out of the numbers."""
+from __future__ import annotations
+
+import math
+
+from emso_bench.report.tables import aggregate, markdown
+
+
+def _run(draw, status="forgotten", forget_ma=0.1, retain=(0.9, 0.3), unseen_ma=0.08, ppl=1.2):
+    return {"model": "memorizer", "method": "ga", "select": "all", "status": status, "epochs": 10 + draw,
+            "forget": {"size": 128, "draw": draw}, "_overrides": {"method": "ga", "forget.draw": draw},
+            "before": {"retain": {"el_10": retain[0]}},
+            "after": {"forget": {"el_10": 0.0, "ma": forget_ma}, "retain": {"el_10": retain[1], "ma": 0.2 * draw},
+                      "unseen": {"el_10": 0.0, "ma": unseen_ma}},
+            "heldout_ppl": {"ratio": ppl}, "wall_seconds": 100.0 * draw}
+
+
+def test_a_row_holds_the_mean_and_spread_of_every_metric_over_the_recorded_draws():
+    runs = [_run(1, unseen_ma=0.06, retain=(0.9, 0.45)), _run(2, unseen_ma=0.10, retain=(0.9, 0.15)),
+            {"method": "ga", "select": "all", "model": "memorizer", "status": "failed", "forget": {"size": 128, "draw": 3},
+             "_overrides": {"method": "ga", "forget.draw": 3}}]
+    (row,) = aggregate(runs)
+    assert row["status"] == "1 failed, 2 forgotten" and row["runs"] == 2 and row["forget"] == 128
+    mean, std, n = row["unseen MA"]
+    assert n == 2 and math.isclose(mean, 0.08) and math.isclose(std, 0.02)
+    mean, std, n = row["retain MA"]
+    assert math.isclose(mean, 0.3) and math.isclose(std, 0.1)
+    mean, _, _ = row["retain kept"]  # after / before, per run, then averaged
+    assert math.isclose(mean, (0.45 / 0.9 + 0.15 / 0.9) / 2)
+    assert row["epochs"][:2] == (11.5, 0.5) and row["wall s"][:2] == (150.0, 50.0)
+    line = markdown([row]).splitlines()[2]
+    assert "0.080 ± 0.020" in line and "1 failed, 2 forgotten" in line
