@@ -12,7 +12,11 @@ from pathlib import Path
 
 import yaml
 
-IGNORED_KEYS = {"overwrite", "dry_run", "threads", "logger", "logger.mode"}  # as conf/hydra/default.yaml
+from ..paths import CONF_DIR
+
+# The flags that do not name a job (threads, logger, ...): the same list Hydra leaves out of job folder names.
+IGNORED_KEYS = frozenset(yaml.safe_load((CONF_DIR / "hydra" / "default.yaml").read_text())
+                         ["job"]["config"]["override_dirname"]["exclude_keys"])
 
 
 def _overrides(job_dir: Path) -> dict:
