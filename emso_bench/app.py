@@ -42,7 +42,7 @@ def _is_multirun() -> bool:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> str | None:
     from .run import execute, plan
 
     run_dir = _run_dir()
@@ -58,7 +58,7 @@ def main(cfg: DictConfig) -> None:
                 raise UserError(f"{run_dir / record.RESULTS}: a finished run of another config ({'; '.join(changes[:2])}"
                                 f"{more}): overwrite=true replaces it, another hydra.run.dir or sweep dir keeps both")
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
-            return
+            return sweep.SKIPPED  # the sweep's time-left estimate leaves skipped jobs out of its rate
         if cfg.distributed.name != "none" and not distributed.launched():
             _launch(cfg, run_dir, started)  # one distributed launch per run (per job in a sweep)
             return

@@ -4,7 +4,8 @@
   not its number, so a re-run of the same sweep finds each job's folder again and skips the finished
   ones (app.py), whatever the order or the launcher.
 - `SweepProgress` (a Hydra callback) prints which job of how many is running and an estimate of the
-  time left, from the jobs finished so far (skipped jobs count as finished).
+  time left, from the rate of the jobs that ran (a resumed sweep's skipped jobs count as done but take
+  no time, so they would make the estimate far too short).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from .hashing import config_hash
 
 log = logging.getLogger("emso_bench.sweep")
+
+SKIPPED = "skipped"  # what the app returns for a job whose record is already complete
 
 
 def job_key(override_dirname: str) -> str:
@@ -78,12 +81,14 @@ class SweepProgress(Callback):
         if not path.exists():
             return
         with open(path, "a") as fh:
-            fh.write(json.dumps({"job": config.hydra.job.num, "end": time.time()}) + "\n")
+            fh.write(json.dumps({"job": config.hydra.job.num, "end": time.time(), "skipped": _skipped(job_return)}) + "\n")
         lines = path.read_text().splitlines()
-        head, done = json.loads(lines[0]), len(lines) - 1
+        head, ends = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+        done, ran = len(ends), sum(not end.get("skipped") for end in ends)
         elapsed = time.time() - head["started"]
-        left = (head["total"] - done) * elapsed / done if done else math.nan
-        log.info("sweep: %d of %d jobs done, %s elapsed, about %s left", done, head["total"], _fmt(elapsed), _fmt(left))
+        left = (head["total"] - done) * elapsed / ran if ran else math.nan
+        log.info("sweep: %d of %d jobs done (%d skipped), %s elapsed, about %s left",
+                 done, head["total"], done - ran, _fmt(elapsed), _fmt(left))
 
     @staticmethod
     def _head(config: DictConfig) -> dict | None:
@@ -92,6 +97,12 @@ class SweepProgress(Callback):
             return json.loads(path.read_text().splitlines()[0])
         except (OSError, IndexError, json.JSONDecodeError):
             return None
+
+
+def _skipped(job_return) -> bool:
+    from hydra.core.utils import JobStatus
+
+    return job_return is not None and job_return.status == JobStatus.COMPLETED and job_return.return_value == SKIPPED
 
 
 def _fmt(seconds: float) -> str:

@@ -108,6 +108,7 @@ def test_a_killed_sweep_resumes_with_only_the_missing_jobs_and_reports(micro_mem
     assert all((d / "results.json").stat().st_mtime_ns == stamps[d] for d in first)  # not re-run
     assert err.count("already finished") == len(first)
     assert "job 3 of 3" in err and "left" in err  # progress: which job of how many, time left
+    assert f"3 of 3 jobs done ({len(first)} skipped)" in err  # the time-left rate leaves skipped jobs out
 
     (done[-1] / "results.json").unlink()  # one job lost, another failed: both must show in the report
     failed = json.loads((done[0] / "results.json").read_text())
