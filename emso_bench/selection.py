@@ -129,13 +129,15 @@ def _global_top_k(store: dict[str, torch.Tensor], k: int, positive_only: bool) -
 def select(model, seqs: Sequence[torch.Tensor], rule: str, fraction: float, params_kind: str = "matrices",
            scope: str = "global", seed: int = 0, micro_batch: int = 64, device="cpu",
            store_device=None, n_total: int | None = None) -> Selection:
-    """Compute the masks of a rule at the model's current weights."""
+    """Compute the masks of a rule at the model's current weights. n_total is the forget set's row count
+    (the gradients' mean divides by it; in a distributed run `seqs` is only this rank's share)."""
     if rule not in RULES:
         raise ValueError(f"select.rule={rule}: expected one of {', '.join(RULES)}")
     params = eligible_parameters(model, params_kind)
-    n_total = sum(p.numel() for p in params.values())
+    n_weights = sum(p.numel() for p in params.values())
     if rule == "all":
-        return Selection({n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, rule, 1.0, n_total, n_total)
+        return Selection({n: torch.ones_like(p, dtype=torch.bool) for n, p in params.items()}, rule, 1.0, n_weights,
+                         n_weights)
     if rule == "random":
         g = torch.Generator().manual_seed(seed)
         store = {n: torch.rand(p.shape, generator=g) for n, p in params.items()}
@@ -145,7 +147,7 @@ def select(model, seqs: Sequence[torch.Tensor], rule: str, fraction: float, para
     positive_only = rule == "contrastive"
     masks, threshold = {}, None
     if scope == "global":
-        threshold = _global_top_k(store, int(round(fraction * n_total)), positive_only)
+        threshold = _global_top_k(store, int(round(fraction * n_weights)), positive_only)
         for name, scores in store.items():
             keep = scores >= threshold if threshold is not None else torch.zeros_like(scores, dtype=torch.bool)
             masks[name] = (keep & (scores > 0) if positive_only else keep).to(params[name].device)
@@ -157,4 +159,4 @@ def select(model, seqs: Sequence[torch.Tensor], rule: str, fraction: float, para
     else:
         raise ValueError(f"select.scope={scope}: expected global or per_tensor")
     n_selected = int(sum(int(m.sum()) for m in masks.values()))
-    return Selection(masks, rule, fraction, n_selected, n_total, threshold, store_bytes)
+    return Selection(masks, rule, fraction, n_selected, n_weights, threshold, store_bytes)

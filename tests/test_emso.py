@@ -88,6 +88,8 @@ def test_contrastive_score_equals_the_product_of_independently_computed_gradient
     chosen = torch.cat([selection.masks[n].flatten() for n in names]).nonzero().flatten().tolist()
     assert set(chosen) == expected and selection.n_selected == k
     assert all((flat[chosen] > 0).tolist())
+    # the threshold is the k-th score itself: the gradients are means over the rows, not over the weights
+    assert selection.threshold == pytest.approx(torch.topk(flat, k).values[-1].item(), rel=1e-9)
 
 
 def test_an_entropy_step_on_the_selected_weights_lowers_forget_likelihood_more_than_on_random_ones(micro_memorizer):
