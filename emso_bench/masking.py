@@ -4,7 +4,8 @@ Zeroing their gradients is not enough: AdamW's decoupled weight decay moves ever
 and a moment left from an earlier mask keeps moving a weight whose gradient is now zero. So after
 each optimizer step `MaskedUpdate.restore` writes the frozen values back and zeroes the optimizer
 state of the frozen entries, whatever the optimizer. Parameters that are not eligible at all are
-not given to the optimizer (requires_grad off) and cannot move.
+not given to the optimizer (requires_grad off) and cannot move; nor are eligible ones with nothing
+selected, unless the masks may be refreshed (`refreshable`), when a later mask may select them.
 """
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ import torch
 
 
 class MaskedUpdate:
-    def __init__(self, model, masks: dict[str, torch.Tensor]):
+    def __init__(self, model, masks: dict[str, torch.Tensor], refreshable: bool = False):
         self.params = dict(model.named_parameters())
-        self.masks = masks
-        self.frozen: dict[str, torch.Tensor] = {}
-        for name, p in self.params.items():
-            p.requires_grad_(name in masks and bool(masks[name].any()))
-        self.snapshot()
+        self.refreshable = refreshable  # every eligible tensor goes to the optimizer: a refresh may select it
+        self.set_masks(masks)
 
     def trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.params.values() if p.requires_grad]
@@ -31,7 +29,7 @@ class MaskedUpdate:
     def set_masks(self, masks: dict[str, torch.Tensor]) -> None:
         self.masks = masks
         for name, p in self.params.items():
-            p.requires_grad_(name in masks and bool(masks[name].any()))
+            p.requires_grad_(name in masks and (self.refreshable or bool(masks[name].any())))
         self.snapshot()
 
     @torch.no_grad()

@@ -86,6 +86,9 @@ def _scores(model, params: dict, seqs, rule: str, micro_batch: int, device, stor
     was_training = model.training
     model.eval()  # dropout off: the scores are a property of the weights
     model.zero_grad(set_to_none=True)
+    flags = {name: p.requires_grad for name, p in params.items()}
+    for p in params.values():  # a refresh scores tensors frozen by the previous mask, too
+        p.requires_grad_(True)
     try:
         store: dict[str, torch.Tensor] = {}
         if rule in ("contrastive", "ga_magnitude"):
@@ -109,6 +112,8 @@ def _scores(model, params: dict, seqs, rule: str, micro_batch: int, device, stor
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
+        for name, p in params.items():
+            p.requires_grad_(flags[name])
 
 
 def _global_top_k(store: dict[str, torch.Tensor], k: int, positive_only: bool) -> float | None:

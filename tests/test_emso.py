@@ -148,6 +148,42 @@ def test_unselected_weights_stay_bit_identical_under_adamw_with_weight_decay_and
                 assert not torch.equal(p.detach()[mask], start[name][mask])  # the selected ones did move
 
 
+def test_a_mask_refresh_can_select_a_tensor_the_first_mask_left_out():
+    model = tiny_gpt_neo()
+    seqs = _seqs()
+    first = select(model, seqs, "contrastive", 0.002, "matrices", micro_batch=6)
+    empty = next(n for n, m in first.masks.items() if not m.any())  # a tensor with nothing selected
+    masked = MaskedUpdate(model, first.masks, refreshable=True)
+    params = dict(model.named_parameters())
+    opt = torch.optim.AdamW(masked.trainable(), lr=1e-2, weight_decay=0.1)
+    assert any(p is params[empty] for p in masked.trainable())  # held by the optimizer, frozen by its mask
+
+    def step():
+        opt.zero_grad()
+        (-mean_entropy(model, Batch.of(seqs, "cpu"))).mean().backward()
+        masked.mask_gradients()
+        opt.step()
+        masked.restore(opt)
+
+    start = params[empty].detach().clone()
+    step()
+    assert torch.equal(params[empty].detach(), start)
+    # the refresh scores every eligible tensor, whatever requires_grad says (scores do not depend on it)
+    store = _scores(model, {n: params[n] for n in first.masks}, seqs, "contrastive", micro_batch=6, device="cpu",
+                    store_device="cpu")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    again = _scores(model, {n: params[n] for n in first.masks}, seqs, "contrastive", micro_batch=6, device="cpu",
+                    store_device="cpu")
+    assert all(torch.equal(store[n], again[n]) for n in store) and store[empty].abs().sum() > 0
+    masked.set_masks(select(model, seqs, "contrastive", 0.2, "matrices", "per_tensor", micro_batch=6).masks)
+    chosen = masked.masks[empty]
+    assert chosen.any()
+    step()
+    moved = params[empty].detach() != start
+    assert moved[chosen].any() and not moved[~chosen].any()
+
+
 class _Log:
     def __init__(self):
         self.lines = []

@@ -58,7 +58,7 @@ class GradientMethod:
 
             return DeepSpeedTrainer(ctx.model, self.loss, selection.masks, cfg.method.optim, cfg.distributed,
                                     len(ctx.splits["forget"].seqs), cfg.method.micro_batch, ctx.device, self.extra_loss)
-        masked = MaskedUpdate(ctx.model, selection.masks)
+        masked = MaskedUpdate(ctx.model, selection.masks, refreshable=bool(cfg.select.get("refresh_every", 0)))
         optimizer = make_optimizer(masked.trainable(), cfg.method.optim)
         return LocalTrainer(ctx.model, self.loss, masked, optimizer, cfg.method.micro_batch, ctx.device,
                             self.extra_loss)
