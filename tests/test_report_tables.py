@@ -31,3 +31,13 @@ def test_a_row_holds_the_mean_and_spread_of_every_metric_over_the_recorded_draws
     assert row["epochs"][:2] == (11.5, 0.5) and row["wall s"][:2] == (150.0, 50.0)
     line = markdown([row]).splitlines()[2]
     assert "0.080 ± 0.020" in line and "1 failed, 2 forgotten" in line
+
+
+def test_tradeoff_plot_orders_forget_sizes_numerically_and_needs_no_utility(tmp_path):
+    from emso_bench.report.plots import _size_order, tradeoff
+
+    assert sorted([256, "lm_extraction_128_0", 32, 128], key=_size_order) == [32, 128, 256, "lm_extraction_128_0"]
+    runs = [_run(1), dict(_run(2), forget={"size": 32, "draw": 2})]  # no utility: perplexity panels only
+    path = tradeoff(runs, tmp_path)
+    assert path == tmp_path / "tradeoff.png" and path.stat().st_size > 0
+    assert tradeoff([dict(_run(1), status="failed")], tmp_path / "none") is None  # nothing measured: no plot

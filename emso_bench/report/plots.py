@@ -31,38 +31,52 @@ def _label(r: dict, with_model: bool) -> str:
     return label + (f" @{model}" if with_model else "")
 
 
+def _size_order(size) -> tuple:
+    return (0, size, "") if isinstance(size, (int, float)) else (1, 0, str(size))
+
+
+def _y_metrics(runs: list[dict]) -> list[tuple[str, object]]:
+    """Utility after (when measured) and the held-out perplexity ratio: one row of panels each."""
+    utility = ("utility: mean accuracy after", lambda r: (r.get("utility") or {}).get("average_after"))
+    ppl = ("held-out perplexity after / before", lambda r: (r.get("heldout_ppl") or {}).get("ratio"))
+    return [m for m in (utility, ppl) if any(m[1](r) is not None for r in runs)]
+
+
 def tradeoff(records: list[dict], out: Path) -> Path | None:
-    """Forget EL_10 after (x) against utility after (y; held-out perplexity ratio when no utility was
-    measured), one panel per forget size, one marker per row of the table (method, rule, grid setting, model: mean
-    and std over draws)."""
+    """Forget EL_10 after (x) against utility after and the held-out perplexity ratio (y, one row each),
+    one panel per forget size, one marker per row of the table (method, rule, grid setting, model: mean
+    and std over draws), with the same colour and shape for a row in every panel."""
     runs = _done(records)
-    if not runs:
+    metrics = _y_metrics(runs)
+    if not runs or not metrics:
         return None
-    use_utility = any((r.get("utility") or {}).get("average_after") is not None for r in runs)
-    ylabel = "utility: mean accuracy after" if use_utility else "held-out perplexity after / before"
-    sizes = sorted({group_key(r)[3] for r in runs}, key=str)
+    sizes = sorted({group_key(r)[3] for r in runs}, key=_size_order)
     several_models = len({r.get("model") for r in runs}) > 1
-    fig, axes = plt.subplots(1, len(sizes), figsize=(4.2 * len(sizes), 3.8), squeeze=False)
-    for ax, size in zip(axes[0], sizes):
-        points = defaultdict(list)
-        for r in runs:
-            if group_key(r)[3] != size:
-                continue
-            y = (r.get("utility") or {}).get("average_after") if use_utility else (r.get("heldout_ppl") or {}).get("ratio")
-            x = _get(r, "after", "forget", "el_10")
-            if x is not None and y is not None:
-                points[_label(r, several_models)].append((x, y))
-        for i, (label, xy) in enumerate(sorted(points.items())):
-            xy = np.array(xy)
-            ax.errorbar(xy[:, 0].mean(), xy[:, 1].mean(), xerr=xy[:, 0].std(), yerr=xy[:, 1].std(), fmt="osD^v<>"[i // 10 % 7],
-                        capsize=3, label=label)
-        thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
-        if thresholds and thresholds[0] is not None:
-            ax.axvline(float(np.mean(thresholds)), color="grey", ls="--", lw=1, label="EL$_{10}$ threshold")
-        ax.set(title=f"forget set: {size}", xlabel="forget EL$_{10}$ after (lower: more forgotten)", ylabel=ylabel)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    labels = sorted({_label(r, several_models) for r in runs})
+    styles = {label: (plt.cm.tab10(i % 10), "osD^v<>"[i // 10 % 7]) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(4.2 * len(sizes) + 2, 3.6 * len(metrics)),
+                             squeeze=False)
+    for row, (ylabel, get_y) in zip(axes, metrics):
+        for ax, size in zip(row, sizes):
+            points = defaultdict(list)
+            for r in runs:
+                x, y = _get(r, "after", "forget", "el_10"), get_y(r)
+                if group_key(r)[3] == size and x is not None and y is not None:
+                    points[_label(r, several_models)].append((x, y))
+            for label, xy in sorted(points.items()):
+                xy = np.array(xy)
+                color, marker = styles[label]
+                ax.errorbar(xy[:, 0].mean(), xy[:, 1].mean(), xerr=xy[:, 0].std(), yerr=xy[:, 1].std(), fmt=marker,
+                            color=color, capsize=3)
+            thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
+            if thresholds and thresholds[0] is not None:
+                ax.axvline(float(np.mean(thresholds)), color="grey", ls="--", lw=1)
+            ax.set(title=f"forget set: {size}", xlabel="forget EL$_{10}$ after (lower: more forgotten)", ylabel=ylabel)
+            ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=label) for label, (c, m) in styles.items()]
+    handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="EL$_{10}$ threshold"))
+    fig.legend(handles=handles, loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
     path = out / "tradeoff.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
