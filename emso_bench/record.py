@@ -7,6 +7,7 @@ rename, so a reader never sees half a file and an interrupted run leaves the pre
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import platform
@@ -123,8 +124,11 @@ def versions() -> dict:
             "deepspeed": version("deepspeed"), "wandb": version("wandb"), "emso_bench": __version__}
 
 
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str | None:
-    """HEAD of the suite's checkout, with '+dirty' when tracked files differ; None outside git."""
+    """HEAD of the suite's checkout when this process first asks (run.execute asks as a run starts), with
+    '+dirty' when tracked files differ; None outside git. Asked once per process: a sweep worker keeps
+    the code it imported, so a commit made while it runs must not be credited with its records."""
     repo = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)

@@ -136,6 +136,7 @@ def make_logger(cfg: DictConfig, run_dir: Path, group: str | None):
 def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """Run one erasure (or measurement) end to end; returns the results written to results.json."""
     started = time.time()
+    record.git_commit()  # the code this run starts with (cached for the record)
     _check_static(cfg)
     if cfg.distributed.name != "none":
         if not distributed.launched():
