@@ -169,12 +169,11 @@ def test_a_mask_refresh_can_select_a_tensor_the_first_mask_left_out():
     step()
     assert torch.equal(params[empty].detach(), start)
     # the refresh scores every eligible tensor, whatever requires_grad says (scores do not depend on it)
-    store = _scores(model, {n: params[n] for n in first.masks}, seqs, "contrastive", micro_batch=6, device="cpu",
-                    store_device="cpu")
+    eligible = {n: params[n] for n in first.masks}
+    store = _scores(model, eligible, seqs, "contrastive", micro_batch=6, device="cpu", store_device="cpu")
     for p in model.parameters():
         p.requires_grad_(False)
-    again = _scores(model, {n: params[n] for n in first.masks}, seqs, "contrastive", micro_batch=6, device="cpu",
-                    store_device="cpu")
+    again = _scores(model, eligible, seqs, "contrastive", micro_batch=6, device="cpu", store_device="cpu")
     assert all(torch.equal(store[n], again[n]) for n in store) and store[empty].abs().sum() > 0
     masked.set_masks(select(model, seqs, "contrastive", 0.2, "matrices", "per_tensor", micro_batch=6).masks)
     chosen = masked.masks[empty]
