@@ -41,3 +41,19 @@ def test_tradeoff_plot_orders_forget_sizes_numerically_and_needs_no_utility(tmp_
     path = tradeoff(runs, tmp_path)
     assert path == tmp_path / "tradeoff.png" and path.stat().st_size > 0
     assert tradeoff([dict(_run(1), status="failed")], tmp_path / "none") is None  # nothing measured: no plot
+
+
+def test_curves_plot_reads_each_runs_epoch_log_and_skips_runs_without_epochs(tmp_path):
+    import json
+
+    from emso_bench.report.plots import curves
+
+    run_dir = tmp_path / "job"
+    run_dir.mkdir()
+    epochs = [{"epoch": 1, "forget_ma": 0.9}, {"epoch": 2, "forget_ma": 0.2, "forget_el_10": 0.0}]
+    (run_dir / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in epochs))
+    path = curves([dict(_run(1), _dir=str(run_dir))], tmp_path)
+    assert path == tmp_path / "curves.png" and path.stat().st_size > 0
+    # task vector has no epochs of ascent, a failed run has no history: nothing to draw
+    assert curves([dict(_run(1), method="task_vector", _dir=str(run_dir)), dict(_run(2), status="failed")],
+                  tmp_path / "none") is None

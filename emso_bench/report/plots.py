@@ -111,8 +111,10 @@ def curves(records: list[dict], out: Path) -> Path | None:
             el = [(h["epoch"], h["forget_el_10"]) for h in lines if "forget_el_10" in h]
             if el:
                 axes[1].plot(*zip(*el), "o-", color=color, alpha=0.8, label=label)
-    for ax, name in zip(axes, ("forget MA", "forget EL$_{10}$ (measured once MA is under its threshold)")):
-        ax.set(xlabel="epoch", ylabel=name, title=f"{name.split(' (')[0]} over epochs, forget set {size}")
+    titles = (f"forget MA over epochs, forget set {size}", "forget EL$_{10}$, measured once MA is under its threshold")
+    for ax, name, title in zip(axes, ("forget MA", "forget EL$_{10}$"), titles):
+        ax.set(xlabel="epoch", ylabel=name, title=title)
+        ax.title.set_fontsize(9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
