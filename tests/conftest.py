@@ -40,3 +40,21 @@ def micro_memorizer(micro_cfg):
 
     path = memorizer_dir(micro_cfg.model)
     return path, GPTNeoForCausalLM.from_pretrained(path), GPT2TokenizerFast.from_pretrained(path)
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    """The vendored GPT-2 tokenizer (the utility tests)."""
+    from transformers import GPT2TokenizerFast
+
+    from emso_bench.paths import DATA_DIR
+
+    return GPT2TokenizerFast.from_pretrained(DATA_DIR / "tokenizer-gpt2")
+
+
+@pytest.fixture(scope="session")
+def model(tokenizer):
+    """A tiny random GPT-Neo over the GPT-2 vocabulary, with room for 2048-token lm-eval windows."""
+    from tests.helpers import tiny_gpt_neo
+
+    return tiny_gpt_neo(vocab=len(tokenizer), positions=2048, window=16, eos=tokenizer.eos_token_id)

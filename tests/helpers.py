@@ -21,13 +21,13 @@ def compose(overrides: list[str]):
 
 
 def tiny_gpt_neo(vocab: int = 97, width: int = 32, layers: int = 2, seed: int = 0, positions: int = 128,
-                 window: int = 8) -> GPTNeoForCausalLM:
+                 window: int = 8, eos: int = 0) -> GPTNeoForCausalLM:
     """A random GPT-Neo with global and local attention layers."""
     torch.manual_seed(seed)
     cfg = GPTNeoConfig(vocab_size=vocab, hidden_size=width, num_layers=layers, num_heads=2,
                        attention_types=[[["global", "local"], layers // 2]], window_size=window,
                        max_position_embeddings=positions, intermediate_size=2 * width, embed_dropout=0.0,
-                       attention_dropout=0.0, resid_dropout=0.0, bos_token_id=0, eos_token_id=0)
+                       attention_dropout=0.0, resid_dropout=0.0, bos_token_id=eos, eos_token_id=eos)
     return GPTNeoForCausalLM(cfg).eval()
 
 
