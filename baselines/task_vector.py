@@ -34,6 +34,7 @@ class TaskVector(GradientMethod):
         optimizer = make_optimizer(masked.trainable(), cfg.method.optim)
         log = ctx.train_log()
         el_key = f"el_{ctx.params.el_n}"
+        ppl0 = perplexity(model, ctx.heldout) if ctx.heldout is not None else None  # at theta_0, as the engine's guard
         try:
             for epoch in range(1, cfg.method.finetune_epochs + 1):  # descent: memorize the forget set harder
                 optimizer.zero_grad(set_to_none=True)
@@ -46,7 +47,6 @@ class TaskVector(GradientMethod):
             params = dict(model.named_parameters())
             tau = {n: params[n].detach() - theta0[n] for n in theta0}
             status, alpha, rows, reason = "budget_exhausted", None, None, "no alpha in the grid met the thresholds"
-            ppl0 = perplexity(model, ctx.heldout) if ctx.heldout is not None else None
             for alpha in sorted(cfg.method.alphas):
                 with torch.no_grad():
                     for n in tau:

@@ -38,8 +38,9 @@ def test_sequence_log_likelihoods_match_the_hand_computed_sums():
 
 @pytest.mark.parametrize("beta", [0.1, 1.0, 5.0])
 def test_npo_matches_its_closed_form_and_tends_to_gradient_ascent_as_beta_vanishes(beta):
-    lp, lp_ref = math.log(0.25 * 0.5), math.log(0.3 * 0.4)
-    expected = -(2 / beta) * math.log(_sigmoid(-beta * (lp - lp_ref)))
+    pi, pi_ref = 0.25 * 0.5, 0.3 * 0.4  # sequence probabilities under the model and the reference
+    lp, lp_ref = math.log(pi), math.log(pi_ref)
+    expected = (2 / beta) * math.log(1 + (pi / pi_ref) ** beta)  # Zhang et al. 2024, eq. (3)
     assert npo_loss(torch.tensor(lp), torch.tensor(lp_ref), beta).item() == pytest.approx(expected, rel=1e-6)
     logp = torch.tensor(lp, dtype=torch.float64, requires_grad=True)
     npo_loss(logp, torch.tensor(lp_ref, dtype=torch.float64), beta).backward()
@@ -52,16 +53,34 @@ def test_npo_matches_its_closed_form_and_tends_to_gradient_ascent_as_beta_vanish
 
 @pytest.mark.parametrize("beta,gamma", [(2.5, 0.0), (1.0, 0.5)])
 def test_simnpo_matches_its_closed_form(beta, gamma):
-    lp, n = math.log(0.25 * 0.5 * 0.6), 3
-    expected = -(2 / beta) * math.log(_sigmoid(-(beta / n) * lp - gamma))
+    pi, n = 0.25 * 0.5 * 0.6, 3
+    lp = math.log(pi)
+    # Fan et al. 2024: -(2/beta) log sigmoid(-(beta/|y|) log pi - gamma) = (2/beta) log(1 + pi^(beta/|y|) e^gamma)
+    expected = (2 / beta) * math.log(1 + pi ** (beta / n) * math.exp(gamma))
     got = simnpo_loss(torch.tensor(lp, dtype=torch.float64), torch.tensor(float(n), dtype=torch.float64), beta, gamma)
     assert got.item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_simnpo_on_a_padded_batch_counts_only_each_rows_own_suffix():
+    from baselines.simnpo import SimNPO
+
+    pa = P + [[1 / 3] * 3]
+    pb = [[0.1, 0.2, 0.7], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [1 / 3] * 3]  # the last two predict padding
+    model = FixedLogits(torch.log(torch.tensor([pa, pb], dtype=torch.float64)))
+    batch = Batch.of([torch.tensor(X), torch.tensor([0, 2, 1])], "cpu")  # lengths 4 and 3
+    method = SimNPO()
+    method.beta, method.gamma, method.prefix = 2.5, 0.5, 2  # y: the tokens after the first 2
+    got = method.loss(model, batch)
+    pi_a, pi_b = 0.5 * 0.6, 0.4  # |y| = 2 and 1
+    expected = [(2 / 2.5) * math.log(1 + pi ** (2.5 / n) * math.exp(0.5)) for pi, n in ((pi_a, 2), (pi_b, 1))]
+    assert got.tolist() == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize("beta", [0.1, 2.0])
 def test_dpo_matches_its_closed_form_and_prefers_the_chosen(beta):
     lw, lw_ref, ll, ll_ref = -3.0, -4.0, -1.0, -0.5
-    expected = -math.log(_sigmoid(beta * ((lw - lw_ref) - (ll - ll_ref))))
+    # Rafailov et al. 2023 in probabilities: log(1 + ((pi_l / pi_ref_l) / (pi_w / pi_ref_w))^beta)
+    expected = math.log(1 + (math.exp(ll) / math.exp(ll_ref) / (math.exp(lw) / math.exp(lw_ref))) ** beta)
     args = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (lw, lw_ref, ll, ll_ref)]
     loss = dpo_loss(*args, beta)
     assert loss.item() == pytest.approx(expected, rel=1e-12)
@@ -119,3 +138,25 @@ def test_two_steps_lower_the_methods_own_objective(name, micro_memorizer, micro_
     assert objective() < start
     if name in ASCENT:
         assert log_lik() < start_ll
+
+
+def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorizer, tmp_path, monkeypatch):
+    """The collapse guard compares each alpha's held-out perplexity with theta_0's, as the engine's guard
+    does (it once compared with the fine-tuned model's, a looser bar). A stand-in perplexity, 1 + the
+    distance of the weights from theta_0, and ppl_guard=1: any alpha > 0 must count as collapse."""
+    import baselines.task_vector
+    from emso_bench.run import execute
+    from tests.helpers import compose
+
+    path, model, _ = micro_memorizer
+    theta0 = torch.cat([p.detach().flatten() for p in type(model).from_pretrained(path).parameters()])
+
+    def distance_ppl(m, heldout):
+        return 1.0 + (torch.cat([p.detach().flatten() for p in m.parameters()]) - theta0).norm().item()
+
+    monkeypatch.setattr(baselines.task_vector, "perplexity", distance_ppl)
+    cfg = compose(["model=memorizer-micro", "debug=default", "method=task_vector", "method.finetune_epochs=1",
+                   "stop.ppl_guard=1.0", "eval.unseen_after=none"])
+    results = execute(cfg, tmp_path)
+    assert results["status"] == "collapsed"
+    assert results["method_facts"]["alpha"] == min(cfg.method.alphas)  # the first alpha already failed
