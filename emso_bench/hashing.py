@@ -16,6 +16,14 @@ def ids_hash(ids) -> str:
     return hashlib.sha256(json.dumps([int(i) if not isinstance(i, str) else i for i in ids]).encode()).hexdigest()
 
 
+def source_hash(package_dir: Path) -> str:
+    """sha256 of a package's .py files (names and contents): keys caches that its code computes."""
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -1,8 +1,8 @@
 """Measure memorization on the run's splits, caching what depends only on the model.
 
-The unseen split's "before" figures depend only on the weights, the split and the metric
-parameters, so they are cached (keyed by all three) and shared by every run on that model:
-a sweep measures them once.
+The unseen split's "before" figures depend only on the weights, the split, the metric
+parameters and the metric code, so they are cached (keyed by all four) and shared by every run on
+that model: a sweep measures them once.
 """
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ import json
 import logging
 
 from .distributed import broadcast, gather, is_main, shard, unshard
-from .hashing import config_hash
+from .hashing import config_hash, source_hash
 from .metrics import MetricParams, measure
-from .paths import cache_dir
+from .paths import PACKAGE_DIR, cache_dir
 from .record import write_atomic
 from .splits import Split
 
 log = logging.getLogger(__name__)
+METRICS_CODE = source_hash(PACKAGE_DIR / "metrics")  # a fix to the metric code invalidates the cache
 
 
 def measure_split(model, split: Split, params: MetricParams, with_el: bool = True,
@@ -27,7 +28,8 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
         return []
     path = None
     if cache_on is not None:
-        key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el})
+        key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el,
+                           "code": METRICS_CODE})
         path = cache_dir() / "measurements" / f"{key}.json"
         if path.exists():
             log.info("%s: cached measurement %s", split.name, path.name)

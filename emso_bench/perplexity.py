@@ -36,4 +36,4 @@ def perplexity(model, chunks: torch.Tensor, batch_size: int = 64) -> float:
             count += ids[:, 1:].numel()
     finally:
         model.train(was_training)
-    return math.exp(total / count)
+    return math.exp(total / count) if total / count < 709.0 else math.inf  # exp overflows a float past ~709.78

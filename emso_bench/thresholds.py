@@ -27,6 +27,9 @@ def resolve_thresholds(cfg: DictConfig, unseen_summary: dict | None, el_key: str
         if missing:
             raise UserError(f"thresholds.source=fixed: thresholds.{missing[0]} is not set "
                             "(expected a number; see the model's config for the published values)")
+        if el_key != "el_10":
+            raise UserError(f"thresholds.source=fixed: thresholds.el_10 is an EL_10 value but the run measures "
+                            f"{el_key.upper()} (eval.el_n); set eval.el_n=10 or use thresholds.source=unseen")
         return {el_key: float(cfg.el_10), "ma": float(cfg.ma), "source": "fixed",
                 "reference": cfg.get("reference")}
     raise UserError(f"thresholds.source={cfg.source}: expected 'unseen' or 'fixed'")

@@ -63,3 +63,16 @@ def test_every_config_default_has_a_why_comment():
             if "#" not in line and not stripped.startswith(("name:", "rule:", "kind:")):
                 missing.append(f"{path.relative_to(CONF_DIR)}:{lineno}: {stripped}")
     assert not missing, "config defaults without a why-comment:\n" + "\n".join(missing)
+
+
+def test_thresholds_come_from_the_unseen_split_or_fixed_el10_values_only():
+    from emso_bench.errors import UserError
+    from emso_bench.thresholds import resolve_thresholds
+
+    unseen = {"n": 128, "ma": 0.4, "el_10": 0.02, "el_5": 0.05}
+    got = resolve_thresholds(OmegaConf.create({"source": "unseen"}), unseen, "el_5")
+    assert got == {"el_5": 0.05, "ma": 0.4, "source": "unseen", "n_unseen": 128}
+    fixed = OmegaConf.create({"source": "fixed", "el_10": 0.03, "ma": 0.5, "reference": "paper"})
+    assert resolve_thresholds(fixed, None, "el_10")["el_10"] == 0.03
+    with pytest.raises(UserError, match="EL_5"):  # an EL_10 value is never a bar for EL_5
+        resolve_thresholds(fixed, None, "el_5")

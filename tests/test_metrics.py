@@ -158,3 +158,33 @@ def test_extract_and_run_lengths_follow_the_argmax_hits():
 def test_sequences_too_short_for_the_metrics_are_named():
     with pytest.raises(ValueError, match="forget: 1 sequence"):
         check_lengths([torch.arange(100), torch.arange(60)], MetricParams(), "forget")
+
+
+def test_perplexity_is_exp_of_the_mean_token_nll_and_inf_past_the_float_range():
+    import math
+
+    from emso_bench.perplexity import perplexity
+    from tests.test_emso import FixedLogits
+
+    p = [[0.5, 0.25, 0.25], [0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [1 / 3] * 3]
+    chunk = torch.tensor([[0, 1, 2, 0]])  # predicted: 1 (0.25), 2 (0.5), 0 (0.6)
+    model = FixedLogits(torch.log(torch.tensor(p, dtype=torch.float64))[None])
+    assert perplexity(model, chunk) == pytest.approx(math.exp(-(math.log(0.25) + math.log(0.5) + math.log(0.6)) / 3))
+    logits = torch.zeros(1, 4, 3, dtype=torch.float64)
+    logits[0, :3, 1:] = -3000.0  # every target token ~3000 nats away: exp(mean NLL) is past float range
+    assert perplexity(FixedLogits(logits), torch.tensor([[0, 1, 2, 0]])) == math.inf
+
+
+def test_cached_measurements_are_keyed_by_the_metric_code(tmp_path):
+    """measure.py's cache of "before" figures must not outlive a fix to the code that computed them."""
+    from emso_bench.hashing import source_hash
+    from emso_bench.measure import METRICS_CODE
+    from emso_bench.paths import PACKAGE_DIR
+
+    assert METRICS_CODE == source_hash(PACKAGE_DIR / "metrics")
+    (tmp_path / "memorization.py").write_text("N = 10\n")
+    before = source_hash(tmp_path)
+    (tmp_path / "memorization.py").write_text("N = 11\n")
+    edited = source_hash(tmp_path)
+    (tmp_path / "memorization.py").rename(tmp_path / "greedy.py")
+    assert len({before, edited, source_hash(tmp_path)}) == 3

@@ -1,8 +1,10 @@
-"""The report's table: one row per method x forget size, mean and (population) std over the draws with a
+"""The report's table: one row per method x forget size, mean and sample std over the draws with a
 record, failed and missing runs counted in the status and kept out of the numbers."""
 from __future__ import annotations
 
 import math
+
+import pytest
 
 from emso_bench.report.tables import aggregate, markdown
 
@@ -17,20 +19,22 @@ def _run(draw, status="forgotten", forget_ma=0.1, retain=(0.9, 0.3), unseen_ma=0
 
 
 def test_a_row_holds_the_mean_and_spread_of_every_metric_over_the_recorded_draws():
-    runs = [_run(1, unseen_ma=0.06, retain=(0.9, 0.45)), _run(2, unseen_ma=0.10, retain=(0.9, 0.15)),
+    runs = [_run(1, unseen_ma=0.06, retain=(0.9, 0.45)), _run(2, unseen_ma=0.10, retain=(0.9, 0.15), ppl=math.inf),
             {"method": "ga", "select": "all", "model": "memorizer", "status": "failed", "forget": {"size": 128, "draw": 3},
              "_overrides": {"method": "ga", "forget.draw": 3}}]
     (row,) = aggregate(runs)
     assert row["status"] == "1 failed, 2 forgotten" and row["runs"] == 2 and row["forget"] == 128
     mean, std, n = row["unseen MA"]
-    assert n == 2 and math.isclose(mean, 0.08) and math.isclose(std, 0.02)
+    assert n == 2 and math.isclose(mean, 0.08) and math.isclose(std, math.sqrt(2 * 0.02 ** 2 / (2 - 1)))
     mean, std, n = row["retain MA"]
-    assert math.isclose(mean, 0.3) and math.isclose(std, 0.1)
+    assert math.isclose(mean, 0.3) and math.isclose(std, math.sqrt((0.1 ** 2 + 0.1 ** 2) / (2 - 1)))
     mean, _, _ = row["retain kept"]  # after / before, per run, then averaged
     assert math.isclose(mean, (0.45 / 0.9 + 0.15 / 0.9) / 2)
-    assert row["epochs"][:2] == (11.5, 0.5) and row["wall s"][:2] == (150.0, 50.0)
+    assert row["epochs"][:2] == pytest.approx((11.5, math.sqrt(0.5))) and row["wall s"][:2] == pytest.approx((150.0, math.sqrt(5000)))
+    assert row["ppl x"] == (1.2, 0.0, 1)  # the infinite ratio is left out of the mean ...
     line = markdown([row]).splitlines()[2]
-    assert "0.080 ± 0.020" in line and "1 failed, 2 forgotten" in line
+    assert "0.080 ± 0.028" in line and "1 failed, 2 forgotten" in line
+    assert "| 1.20 (1 of 2) |" in line  # ... and the cell says so
 
 
 def test_tradeoff_plot_orders_forget_sizes_numerically_and_needs_no_utility(tmp_path):

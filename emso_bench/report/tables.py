@@ -4,8 +4,9 @@ One row per (model, method, selection, forget size, setting), the setting being 
 overrides (a grid's learning rate, rho): how many runs reached which status, epochs to
 stop, forget EL_10/MA after, retain EL_10/MA after (and the share of its starting EL_10 it kept),
 unseen EL_10/MA after, the utility average after, held-out perplexity after/before, wall time. Numbers
-are `mean ± std` over the draws that produced a record; missing and failed jobs are counted in the
-status column, never dropped.
+are `mean ± std` (sample std, n - 1) over the draws that produced a record; missing and failed jobs
+are counted in the status column, never dropped; a cell built on fewer values than the row's runs (a
+value not recorded, or not finite) says how many, "(2 of 3)".
 """
 from __future__ import annotations
 
@@ -73,16 +74,18 @@ def aggregate(records: list[dict]) -> list[dict]:
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
         for header, get in COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
-            row[header] = (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0  # sample std over the draws
+            row[header] = (float(np.mean(values)), std, len(values)) if values else None
         rows.append(row)
     return rows
 
 
-def _fmt(cell, digits: int = 3) -> str:
+def _fmt(cell, digits: int = 3, runs: int = 0) -> str:
     if cell is None:
         return "–"
     mean, std, n = cell
-    return f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = f"{mean:.{digits}f}" if n < 2 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text + (f" ({n} of {runs})" if n < runs else "")
 
 
 def _digits(header: str) -> int:
@@ -96,7 +99,7 @@ def markdown(rows: list[dict]) -> str:
     headers = HEAD + [h for h, _ in COLUMNS]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h)) for h, _ in COLUMNS]
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h, _ in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -121,7 +124,7 @@ def latex(rows: list[dict]) -> str:
     for row in rows:
         method = row["method"] + (f" ({row['setting']})" if row["setting"] else "")
         cells = [method.replace("_", "\\_"), str(row["forget"]).replace("_", "\\_"), row["status"]]
-        cells += [_fmt(row[k], _digits(k)).replace("±", "$\\pm$").replace("–", "--") for k in keys]
+        cells += [_fmt(row[k], _digits(k), row["runs"]).replace("±", "$\\pm$").replace("–", "--") for k in keys]
         lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
