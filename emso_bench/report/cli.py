@@ -26,7 +26,8 @@ def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     plots = [p for p in (tradeoff(records, out), curves(records, out)) if p is not None]
     counts = {s: sum(r.get("status") == s for r in records) for s in sorted({r.get("status") for r in records})}
     md = [f"# Report: {root}", "", f"{len(records)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
-          "Mean ± std over the draws with a record; `retain kept` is retain EL_10 after / before; `ppl x` is "
+          "Mean ± sample std (n - 1) over the draws with a record (a cell with fewer values than the row's runs "
+          "says how many); `retain kept` is retain EL_10 after / before; `ppl x` is "
           "held-out perplexity after / before; `utility` is the mean accuracy of the reasoning tasks after.", "",
           markdown(rows)]
     md += [f"![{p.stem}]({p.name})" for p in plots]
