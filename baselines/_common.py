@@ -10,9 +10,16 @@ from emso_bench.objectives import Batch
 from emso_bench.perplexity import windows
 
 
-def frozen_copy(model) -> torch.nn.Module:
-    """The starting model, frozen, in eval mode (one copy per run)."""
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}  # distributed.precision -> the dtype DeepSpeed trains in
+
+
+def frozen_copy(model, precision: str = "fp32") -> torch.nn.Module:
+    """The starting model, frozen, in eval mode (one copy per run), in the dtype the run trains in:
+    DeepSpeed casts the trained module to bf16/fp16, and a reference left in fp32 would make
+    log p_theta - log p_ref non-zero before the first step."""
     ref = copy.deepcopy(model)
+    if precision in HALF:
+        ref.to(HALF[precision])
     ref.eval()
     for p in ref.parameters():
         p.requires_grad_(False)

@@ -29,7 +29,7 @@ class DPO(GradientMethod):
     def setup(self, ctx):
         m = ctx.cfg.method
         self.beta, self.prefix, self.device = m.beta, m.prefix_length, ctx.device
-        self.reference = frozen_copy(ctx.model)
+        self.reference = frozen_copy(ctx.model, ctx.cfg.distributed.precision)
         if m.chosen == "refusal":
             self.refusal = torch.tensor(ctx.tokenizer.encode(m.refusal), dtype=torch.long)
             self.retain = None

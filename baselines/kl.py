@@ -27,7 +27,7 @@ class KLRegularizedAscent(GradientMethod):
     def setup(self, ctx):
         m = ctx.cfg.method
         self.weight = m.retain_weight
-        self.reference = frozen_copy(ctx.model)
+        self.reference = frozen_copy(ctx.model, ctx.cfg.distributed.precision)
         self.retain = RetainText(ctx.tokenizer, ctx.cfg.model.target_length, m.retain_batch, ctx.cfg.seed, ctx.device)
 
     def loss(self, model, batch):

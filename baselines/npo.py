@@ -25,7 +25,7 @@ def npo_loss(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.T
 class NPO(GradientMethod):
     def setup(self, ctx):
         self.beta, self.prefix = ctx.cfg.method.beta, ctx.cfg.method.prefix_length
-        self.reference = frozen_copy(ctx.model)
+        self.reference = frozen_copy(ctx.model, ctx.cfg.distributed.precision)
 
     def loss(self, model, batch):
         with torch.no_grad():

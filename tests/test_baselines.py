@@ -160,3 +160,18 @@ def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorize
     results = execute(cfg, tmp_path)
     assert results["status"] == "collapsed"
     assert results["method_facts"]["alpha"] == min(cfg.method.alphas)  # the first alpha already failed
+
+
+def test_the_reference_is_a_frozen_copy_in_the_runs_training_dtype():
+    from baselines._common import frozen_copy
+    from tests.helpers import tiny_gpt_neo
+
+    model = tiny_gpt_neo()
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        ref = frozen_copy(model, precision)
+        assert not ref.training and not any(p.requires_grad for p in ref.parameters())
+        assert all(p.dtype == dtype for p in ref.parameters())
+    # what DeepSpeed trains in bf16 is model.to(bf16): the reference starts bit-identical to it
+    trained = tiny_gpt_neo().to(torch.bfloat16)
+    assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), trained.parameters()))
+    assert next(model.parameters()).dtype == torch.float32  # the model itself is left as it was
