@@ -25,6 +25,8 @@ from emso_bench.perplexity import perplexity
 
 @register("task_vector")
 class TaskVector(GradientMethod):
+    shardable = False  # its fine-tune and alpha search run in one process; every rank would repeat them
+
     def erase(self, ctx) -> Outcome:
         cfg, model, forget = ctx.cfg, ctx.model, ctx.splits["forget"].seqs
         started = time.time()

@@ -60,6 +60,10 @@ def main(cfg: DictConfig) -> str | None:
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return sweep.SKIPPED  # the sweep's time-left estimate leaves skipped jobs out of its rate
         if cfg.distributed.name != "none" and not distributed.launched():
+            from .methods import get_method
+
+            if not getattr(get_method(cfg.method.name), "shardable", True):  # method=none: nothing to shard
+                raise UserError(f"method={cfg.method.name} runs in one process only: use distributed=none")
             _launch(cfg, run_dir, started)  # one distributed launch per run (per job in a sweep)
             return
         if distributed.launched() and _is_multirun():

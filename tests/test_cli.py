@@ -45,6 +45,7 @@ def _record_files(run_dir):
     (["forget.path={short}"], "shorter than the 100 tokens the metrics need"),
     (["model.path=/nonexistent/model"], "model.path=/nonexistent/model: no such model directory"),
     (["method=emsoo"], "unknown method 'emsoo' (did you mean 'emso'?)"),
+    (["method=task_vector", "distributed=zero2"], "method=task_vector runs in one process only: use distributed=none"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone(measured_run, tmp_path, args, message):
     bad = tmp_path / "bad.jsonl"

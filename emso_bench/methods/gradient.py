@@ -40,6 +40,7 @@ class GradientMethod:
         raise NotImplementedError
 
     extra_loss = None  # optional: model -> scalar tensor, added once per step
+    shardable = True   # runs under distributed=zero2|zero3 (through the sharded trainer)
 
     def _select(self, ctx: RunContext):
         """The masks at the current weights; in a distributed run each rank scores its share of the
