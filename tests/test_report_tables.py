@@ -47,6 +47,23 @@ def test_tradeoff_plot_orders_forget_sizes_numerically_and_needs_no_utility(tmp_
     assert tradeoff([dict(_run(1), status="failed")], tmp_path / "none") is None  # nothing measured: no plot
 
 
+def test_tradeoff_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from emso_bench.report.plots import tradeoff
+
+    calls = []
+    draw = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda ax, *a, **kw: calls.append((a, kw)) or draw(ax, *a, **kw))
+    runs = [_run(1, ppl=1.1), _run(2, ppl=1.3)]
+    runs[1]["after"]["forget"]["el_10"] = 2e-4
+    tradeoff(runs, tmp_path)
+    ((x, y), kw), = calls  # one row, one size, the perplexity panel only
+    assert (x, y) == pytest.approx((1e-4, 1.2))
+    assert kw["xerr"] == pytest.approx(math.sqrt(2) * 1e-4) and kw["yerr"] == pytest.approx(aggregate(runs)[0]["ppl x"][1])
+    assert kw["yerr"] == pytest.approx(math.sqrt(0.02))  # n - 1: 0.141, not the population 0.1
+
+
 def test_curves_plot_reads_each_runs_epoch_log_and_skips_runs_without_epochs(tmp_path):
     import json
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tables import _get, group_key  # noqa: E402
+from .tables import _get, group_key, mean_std  # noqa: E402
 
 
 def _done(records):
@@ -64,14 +64,14 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
                 if group_key(r)[3] == size and x is not None and y is not None:
                     points[_label(r, several_models)].append((x, y))
             for label, xy in sorted(points.items()):
-                xy = np.array(xy)
+                (x, x_std), (y, y_std) = (mean_std(column) for column in zip(*xy))  # the table's spread
                 color, marker = styles[label]
-                ax.errorbar(xy[:, 0].mean(), xy[:, 1].mean(), xerr=xy[:, 0].std(), yerr=xy[:, 1].std(), fmt=marker,
-                            color=color, capsize=3)
+                ax.errorbar(x, y, xerr=x_std, yerr=y_std, fmt=marker, color=color, capsize=3)
             thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
             if thresholds and thresholds[0] is not None:
                 ax.axvline(float(np.mean(thresholds)), color="grey", ls="--", lw=1)
             ax.set(title=f"forget set: {size}", xlabel="forget EL$_{10}$ after (lower: more forgotten)", ylabel=ylabel)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))  # EL_10 spans 0..1e-4: plain decimals overlap
             ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=label) for label, (c, m) in styles.items()]
     handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="EL$_{10}$ threshold"))

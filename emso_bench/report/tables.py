@@ -59,6 +59,12 @@ def group_key(r: dict) -> tuple:
     return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?", setting(r))
 
 
+def mean_std(values) -> tuple[float, float]:
+    """Mean and sample std (n - 1) over the draws; one draw has no spread (0.0)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def aggregate(records: list[dict]) -> list[dict]:
     """One row per group; failed and missing runs are counted in `status` and left out of the numbers."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -74,8 +80,7 @@ def aggregate(records: list[dict]) -> list[dict]:
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
         for header, get in COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
-            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0  # sample std over the draws
-            row[header] = (float(np.mean(values)), std, len(values)) if values else None
+            row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
     return rows
 
