@@ -3,8 +3,13 @@
     emso-bench method=random_label
 
 loss(x) = -1/|y~| log p_theta(y~ | x), x the first `method.prefix_length` tokens of a forget row and
-y~ a continuation of the same length drawn uniformly from the vocabulary, fixed for the run (seeded).
+y~ a continuation of the same length drawn uniformly from the vocabulary, fixed for the run: seeded by
+the run's seed and the row's own tokens, so every rank, micro-batch size and epoch order gives a row the
+same y~. (Records before commit "random_label: seed each row by its tokens" seeded by the order rows were
+first seen: same distribution, other draws.)
 """
+import hashlib
+
 import torch
 
 from emso_bench.methods import register
@@ -24,8 +29,9 @@ class RandomLabel(GradientMethod):
 
     def _relabel(self, x: torch.Tensor) -> torch.Tensor:
         key = x.cpu().numpy().tobytes()
-        if key not in self.labels:  # one fixed random continuation per row
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + len(self.labels))
+        if key not in self.labels:  # one fixed random continuation per row, a function of (seed, row)
+            digest = hashlib.sha256(str(self.seed).encode() + b"\0" + key).digest()
+            g = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
             self.labels[key] = torch.randint(0, self.vocab, (len(x) - self.prefix,), generator=g)
         return torch.cat([x[: self.prefix].cpu(), self.labels[key]])
 

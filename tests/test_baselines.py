@@ -175,3 +175,26 @@ def test_the_reference_is_a_frozen_copy_in_the_runs_training_dtype():
     trained = tiny_gpt_neo().to(torch.bfloat16)
     assert all(torch.equal(a, b) for a, b in zip(ref.parameters(), trained.parameters()))
     assert next(model.parameters()).dtype == torch.float32  # the model itself is left as it was
+
+
+def test_random_labels_depend_on_the_seed_and_the_row_not_on_the_order_rows_are_seen():
+    """Every rank and micro-batch size must train a row toward the same random continuation."""
+    from types import SimpleNamespace
+
+    from baselines.random_label import RandomLabel
+
+    def method(seed):
+        head = torch.nn.Linear(4, 50, bias=False)  # vocabulary of 50
+        cfg = SimpleNamespace(seed=seed, method=SimpleNamespace(prefix_length=3))
+        m = RandomLabel()
+        m.setup(SimpleNamespace(cfg=cfg, device="cpu", model=SimpleNamespace(get_output_embeddings=lambda: head)))
+        return m
+
+    a, b = torch.arange(10), torch.arange(10, 20)
+    first, second = method(0), method(0)
+    a1, b1 = first._relabel(a), first._relabel(b)
+    b2, a2 = second._relabel(b), second._relabel(a)  # the other order
+    assert torch.equal(a1, a2) and torch.equal(b1, b2)
+    assert torch.equal(a1[:3], a[:3]) and len(a1) == 10 and int(a1.max()) < 50  # prefix kept, suffix from the vocab
+    assert not torch.equal(a1[3:], b1[3:])  # rows get their own continuation ...
+    assert not torch.equal(method(1)._relabel(a), a1)  # ... and the seed changes them
