@@ -16,11 +16,13 @@ def ids_hash(ids) -> str:
     return hashlib.sha256(json.dumps([int(i) if not isinstance(i, str) else i for i in ids]).encode()).hexdigest()
 
 
-def source_hash(package_dir: Path) -> str:
-    """sha256 of a package's .py files (names and contents): keys caches that its code computes."""
+def source_hash(*package_dirs: Path, patterns: tuple[str, ...] = ("*.py",)) -> str:
+    """sha256 of packages' source files (names and contents; .py unless `patterns` says more): keys caches
+    that their code computes."""
     digest = hashlib.sha256()
-    for path in sorted(package_dir.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package_dir in package_dirs:
+        for path in sorted({p for pattern in patterns for p in package_dir.glob(pattern)}):
+            digest.update(f"{package_dir.name}/{path.name}".encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 

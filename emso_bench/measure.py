@@ -18,6 +18,8 @@ from .splits import Split
 
 log = logging.getLogger(__name__)
 METRICS_CODE = source_hash(PACKAGE_DIR / "metrics")  # a fix to the metric code invalidates the cache
+# ... and a fix to a local task (its YAML or its Python) or to the harness glue invalidates utility's cache
+UTILITY_CODE = source_hash(PACKAGE_DIR / "tasks", PACKAGE_DIR / "utility", patterns=("*.py", "*.yaml"))
 
 
 def measure_split(model, split: Split, params: MetricParams, with_el: bool = True,
@@ -43,8 +45,8 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
 
 def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None = None) -> dict:
     """lm-eval utility figures ({"<task>/<metric>": value}) with the time they took; read from / written
-    to the cache when `cache_on` is given (utility before erasure depends only on the model and the
-    eval config, so a sweep computes it once per model)."""
+    to the cache when `cache_on` is given (utility before erasure depends only on the model, the eval
+    config, lm-eval's version and the task code, so a sweep computes it once per model)."""
     import time
 
     from omegaconf import OmegaConf
@@ -53,7 +55,8 @@ def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None =
     from .utility import average_accuracy, evaluate_utility
 
     spec = OmegaConf.to_container(ucfg, resolve=True)
-    key = config_hash({"on": cache_on, "utility": spec, "lm_eval": versions()["lm_eval"]}) if cache_on else None
+    key = config_hash({"on": cache_on, "utility": spec, "lm_eval": versions()["lm_eval"], "code": UTILITY_CODE}) \
+        if cache_on else None
     path = cache_dir() / "utility" / f"{key}.json" if key else None
     if path is not None and path.exists():
         log.info("utility: cached %s (not recomputed)", path.name)

@@ -188,3 +188,16 @@ def test_cached_measurements_are_keyed_by_the_metric_code(tmp_path):
     edited = source_hash(tmp_path)
     (tmp_path / "memorization.py").rename(tmp_path / "greedy.py")
     assert len({before, edited, source_hash(tmp_path)}) == 3
+
+
+def test_cached_utility_is_keyed_by_the_task_code_yaml_included(tmp_path):
+    from emso_bench.hashing import source_hash
+    from emso_bench.measure import UTILITY_CODE
+    from emso_bench.paths import PACKAGE_DIR
+
+    assert UTILITY_CODE == source_hash(PACKAGE_DIR / "tasks", PACKAGE_DIR / "utility", patterns=("*.py", "*.yaml"))
+    (tmp_path / "task.yaml").write_text("num_fewshot: 0\n")
+    before = source_hash(tmp_path, patterns=("*.py", "*.yaml"))
+    assert source_hash(tmp_path) != before  # .py only: the YAML is not read
+    (tmp_path / "task.yaml").write_text("num_fewshot: 5\n")
+    assert source_hash(tmp_path, patterns=("*.py", "*.yaml")) != before
