@@ -45,7 +45,8 @@ def _y_metrics(runs: list[dict]) -> list[tuple[str, object]]:
 def tradeoff(records: list[dict], out: Path) -> Path | None:
     """Forget EL_10 after (x) against utility after and the held-out perplexity ratio (y, one row each),
     one panel per forget size, one marker per row of the table (method, rule, grid setting, model: mean
-    and std over draws), with the same colour and shape for a row in every panel."""
+    and sample std over the draws with finite values, as the table), with the same colour and shape for a
+    row in every panel."""
     runs = _done(records)
     metrics = _y_metrics(runs)
     if not runs or not metrics:
@@ -61,7 +62,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
             points = defaultdict(list)
             for r in runs:
                 x, y = _get(r, "after", "forget", "el_10"), get_y(r)
-                if group_key(r)[3] == size and x is not None and y is not None:
+                if group_key(r)[3] == size and x is not None and y is not None and np.isfinite([x, y]).all():
                     points[_label(r, several_models)].append((x, y))
             for label, xy in sorted(points.items()):
                 (x, x_std), (y, y_std) = (mean_std(column) for column in zip(*xy))  # the table's spread
