@@ -57,7 +57,7 @@ def test_tradeoff_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
     monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda ax, *a, **kw: calls.append((a, kw)) or draw(ax, *a, **kw))
     runs = [_run(1, ppl=1.1), _run(2, ppl=1.3)]
     runs[1]["after"]["forget"]["el_10"] = 2e-4
-    tradeoff(runs, tmp_path)
+    tradeoff(runs + [_run(3, ppl=math.inf)], tmp_path)  # an infinite ratio is no point, as in the table
     ((x, y), kw), = calls  # one row, one size, the perplexity panel only
     assert (x, y) == pytest.approx((1e-4, 1.2))
     assert kw["xerr"] == pytest.approx(math.sqrt(2) * 1e-4) and kw["yerr"] == pytest.approx(aggregate(runs)[0]["ppl x"][1])
