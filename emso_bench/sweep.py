@@ -4,14 +4,16 @@
   not its number, so a re-run of the same sweep finds each job's folder again and skips the finished
   ones (app.py), whatever the order or the launcher.
 - `SweepProgress` (a Hydra callback) prints which job of how many is running and an estimate of the
-  time left, from the rate of the jobs that ran (a resumed sweep's skipped jobs count as done but take
-  no time, so they would make the estimate far too short).
+  time left: the mean duration of the jobs that ran x the jobs left / the launcher's parallel workers.
+  A resumed sweep's skipped jobs count as done but take no time, so they are left out of the mean; a
+  rate over the sweep's elapsed time would instead read 2x too high after the first of two parallel jobs.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -73,6 +75,8 @@ class SweepProgress(Callback):
         head = self._head(config)
         total = head["total"] if head else "?"
         log.info("sweep: job %d of %s: %s", config.hydra.job.num + 1, total, config.hydra.job.override_dirname)
+        if head:
+            _append(config, {"job": config.hydra.job.num, "start": time.time()})
 
     def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
         if not _multirun(config):
@@ -80,15 +84,17 @@ class SweepProgress(Callback):
         path = _progress_file(config)
         if not path.exists():
             return
-        with open(path, "a") as fh:
-            fh.write(json.dumps({"job": config.hydra.job.num, "end": time.time(), "skipped": _skipped(job_return)}) + "\n")
-        lines = path.read_text().splitlines()
-        head, ends = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-        done, ran = len(ends), sum(not end.get("skipped") for end in ends)
-        elapsed = time.time() - head["started"]
-        left = (head["total"] - done) * elapsed / ran if ran else math.nan
+        _append(config, {"job": config.hydra.job.num, "end": time.time(), "skipped": _skipped(job_return)})
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        head, events = lines[0], lines[1:]
+        starts = {e["job"]: e["start"] for e in events if "start" in e}
+        ends = [e for e in events if "end" in e]
+        durations = [e["end"] - starts[e["job"]] for e in ends if not e.get("skipped") and e["job"] in starts]
+        done = len(ends)
+        left = time_left(durations, head["total"] - done, _workers(config))
         log.info("sweep: %d of %d jobs done (%d skipped), %s elapsed, about %s left",
-                 done, head["total"], done - ran, _fmt(elapsed), _fmt(left))
+                 done, head["total"], sum(bool(e.get("skipped")) for e in ends),
+                 _fmt(time.time() - head["started"]), _fmt(left))
 
     @staticmethod
     def _head(config: DictConfig) -> dict | None:
@@ -97,6 +103,31 @@ class SweepProgress(Callback):
             return json.loads(path.read_text().splitlines()[0])
         except (OSError, IndexError, json.JSONDecodeError):
             return None
+
+
+def time_left(durations: list[float], jobs_left: int, workers: int) -> float:
+    """Seconds left: the mean duration of the jobs that ran, times the jobs left, shared among at most
+    `workers` parallel workers (never more workers than jobs). NaN before any job has run."""
+    if jobs_left <= 0:
+        return 0.0
+    if not durations:
+        return math.nan
+    return sum(durations) / len(durations) * jobs_left / max(1, min(workers, jobs_left))
+
+
+def _workers(config: DictConfig) -> int:
+    """The launcher's parallel jobs: joblib's n_jobs (-1: every core), submitit's array_parallelism, else 1."""
+    launcher = config.hydra.get("launcher") or {}
+    for key in ("n_jobs", "array_parallelism"):
+        value = launcher.get(key)
+        if isinstance(value, int) and value != 0:
+            return value if value > 0 else max(1, (os.cpu_count() or 1) + 1 + value)
+    return 1
+
+
+def _append(config: DictConfig, event: dict) -> None:
+    with open(_progress_file(config), "a") as fh:  # one short line a write: parallel workers do not interleave
+        fh.write(json.dumps(event) + "\n")
 
 
 def _skipped(job_return) -> bool:
