@@ -64,6 +64,22 @@ def test_tradeoff_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
     assert kw["yerr"] == pytest.approx(math.sqrt(0.02))  # n - 1: 0.141, not the population 0.1
 
 
+def test_tradeoff_x_range_shows_the_threshold_apart_from_points_that_all_forgot(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from emso_bench.report.plots import tradeoff
+
+    axes = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **kw: axes.extend(fig.axes) or save(fig, *a, **kw))
+    runs = [dict(_run(d), thresholds={"el_10": 3e-6}) for d in (1, 2)]  # every point at EL_10 = 0
+    tradeoff(runs, tmp_path)
+    (ax,) = axes
+    left, right = ax.get_xlim()
+    assert left < 0 < 3e-6 < right <= 1.05 * 2 * 3e-6  # the threshold is in range, not lost in a +-0.05 default
+    assert ax.get_xlabel() == "forget EL$_{10}$ after"  # short: the axis' "1e-6" scale sits at its right end
+
+
 def test_curves_plot_reads_each_runs_epoch_log_and_skips_runs_without_epochs(tmp_path):
     import json
 

@@ -64,19 +64,27 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
                 x, y = _get(r, "after", "forget", "el_10"), get_y(r)
                 if group_key(r)[3] == size and x is not None and y is not None and np.isfinite([x, y]).all():
                     points[_label(r, several_models)].append((x, y))
+            right = 0.0  # the x range: every point's bar and the threshold, from 0 (EL_10 >= 0)
             for label, xy in sorted(points.items()):
                 (x, x_std), (y, y_std) = (mean_std(column) for column in zip(*xy))  # the table's spread
                 color, marker = styles[label]
                 ax.errorbar(x, y, xerr=x_std, yerr=y_std, fmt=marker, color=color, capsize=3)
+                right = max(right, x + x_std)
             thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
             if thresholds and thresholds[0] is not None:
-                ax.axvline(float(np.mean(thresholds)), color="grey", ls="--", lw=1)
-            ax.set(title=f"forget set: {size}", xlabel="forget EL$_{10}$ after (lower: more forgotten)", ylabel=ylabel)
+                threshold = float(np.mean(thresholds))
+                ax.axvline(threshold, color="grey", ls="--", lw=1)
+                right = max(right, 2 * threshold)  # all points at 0 still show the threshold apart from them
+            if right > 0:
+                ax.set_xlim(-0.05 * right, 1.05 * right)
+            # A short x label: the "1e-5" scale is drawn at the axis' right end, where a long label ran into it.
+            ax.set(title=f"forget set: {size}", xlabel="forget EL$_{10}$ after", ylabel=ylabel)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))  # EL_10 spans 0..1e-4: plain decimals overlap
             ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=label) for label, (c, m) in styles.items()]
     handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="EL$_{10}$ threshold"))
     fig.legend(handles=handles, loc="center right", fontsize=7)
+    fig.suptitle("forgetting against utility: lower x is more forgotten; mean and sample std over draws", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
     path = out / "tradeoff.png"
     fig.savefig(path, dpi=120)
