@@ -56,6 +56,10 @@ class TaskVector(GradientMethod):
                 rows = measure(model, forget, ctx.params, with_el=True)
                 s = summarize(rows, ctx.params)
                 line = {"phase": "negate", "alpha": alpha, "forget_ma": s["ma"], f"forget_{el_key}": s[el_key]}
+                for name in ("retain", "unseen"):  # collateral at each alpha, as the engine logs it per epoch
+                    if ctx.splits[name].seqs:
+                        line[f"{name}_ma"] = summarize(measure(model, ctx.splits[name].seqs, ctx.params,
+                                                               with_el=False), ctx.params)["ma"]
                 if ctx.heldout is not None:
                     line["heldout_ppl"] = perplexity(model, ctx.heldout)
                 log.write(line)

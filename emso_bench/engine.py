@@ -10,7 +10,9 @@ After each epoch: MA on the forget set; EL_n too once MA is below its threshold;
 - `collapsed`        on a non-finite loss, or when held-out perplexity exceeds `stop.ppl_guard` times
                      its starting value (a model that forgets by breaking is not a result).
 
-One line per epoch goes to train_log.jsonl; a progress bar shows the epochs.
+One line per epoch goes to train_log.jsonl; a progress bar shows the epochs. Each line also holds the
+MA of the `collateral` splits (retain and unseen: one teacher-forced pass each), so every run's
+trajectory shows what each level of forgetting costs the rows that should stay.
 """
 from __future__ import annotations
 
@@ -107,9 +109,11 @@ class LocalTrainer:
 
 def run_epochs(trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: dict, params: MetricParams,
                train_log, heldout: torch.Tensor | None = None,
-               refresh: Callable[[int], dict | None] | None = None) -> EngineResult:
+               refresh: Callable[[int], dict | None] | None = None,
+               collateral: dict[str, Sequence[torch.Tensor]] | None = None) -> EngineResult:
     """Erase until forgotten, out of budget or collapsed. `trainer.step(forget)` does one epoch's update;
-    `refresh(epoch)` may return new masks (EMSO's periodic re-selection)."""
+    `refresh(epoch)` may return new masks (EMSO's periodic re-selection); `collateral` names the
+    splits whose MA is logged each epoch as `<name>_ma`."""
     el_key = f"el_{params.el_n}"
     started = time.time()
     ppl0 = trainer.perplexity(heldout) if heldout is not None else None
@@ -134,6 +138,9 @@ def run_epochs(trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: di
             rows = trainer.measure(forget, params, with_el=True)
             last_full = (epoch, rows)
             line[f"forget_{el_key}"] = summarize(rows, params)[el_key]
+        for name, seqs in (collateral or {}).items():
+            if seqs:
+                line[f"{name}_ma"] = summarize(trainer.measure(seqs, params, with_el=False), params)["ma"]
         if heldout is not None:
             line["heldout_ppl"] = trainer.perplexity(heldout)
         line["seconds"] = round(time.time() - started, 2)

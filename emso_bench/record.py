@@ -20,7 +20,7 @@ from . import __version__
 
 SCHEMA_VERSION = 1
 RESULTS, PER_EXAMPLE, TRAIN_LOG = "results.json", "per_example.csv", "train_log.jsonl"
-FINISHED = {"measured", "forgotten", "budget_exhausted", "collapsed"}  # terminal states a re-run skips
+FINISHED = {"measured", "forgotten", "budget_exhausted", "collapsed", "retrained"}  # terminal states a re-run skips
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -37,10 +37,16 @@ class Split:
                 "lengths": sorted({len(s) for s in self.seqs})}
 
 
+def draw_indices(n_total: int, size: int, draw: int) -> np.ndarray:
+    """The forget draw: the first `size` of a permutation seeded by `draw` (so draws of one seed nest).
+    The retrain oracle's build leaves out exactly these pool indices."""
+    return np.random.default_rng(draw).permutation(n_total)[:size]
+
+
 def _draw(n_total: int, size: int, draw: int, what: str) -> np.ndarray:
     if size > n_total:
         raise UserError(f"forget.size={size}: larger than the {n_total} rows of {what}")
-    return np.random.default_rng(draw).permutation(n_total)[:size]
+    return draw_indices(n_total, size, draw)
 
 
 def _tensors(rows) -> list[torch.Tensor]:

@@ -39,7 +39,8 @@ def jang_subsets() -> dict:
     return json.loads((TDEC_DIR / "jang2023_forget_subsets.json").read_text())
 
 
-def _ngrams(ids, n: int) -> set:
+def ngrams(ids, n: int) -> set:
+    """The distinct n-grams of a token list."""
     return {tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)}
 
 
@@ -49,7 +50,7 @@ def dedup_rows(rows: np.ndarray, n: int = 10, max_overlap: float = 0.05) -> list
     seen: set = set()
     kept = []
     for idx, row in enumerate(rows.tolist()):
-        grams = _ngrams(row, n)
+        grams = ngrams(row, n)
         if len(grams & seen) <= max_overlap * len(grams):
             kept.append(idx)
             seen |= grams

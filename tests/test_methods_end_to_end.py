@@ -23,12 +23,19 @@ def test_method_writes_a_complete_run_record(name, micro_memorizer, tmp_path):
     cfg = compose(["model=memorizer-micro", "debug=default", f"method={name}", "stop.max_epochs=2"])
     results = execute(cfg, tmp_path)
     assert RECORD_KEYS <= set(results)
-    assert results["status"] in {"measured", "forgotten", "budget_exhausted", "collapsed"}
+    assert results["status"] in {"measured", "forgotten", "budget_exhausted", "collapsed", "retrained"}
     assert json.loads((tmp_path / "results.json").read_text())["status"] == results["status"]
     for when in ("before", "after"):
         assert set(results[when]) == {"forget", "retain", "unseen"}
-    if name != "none":
-        lines = (tmp_path / "train_log.jsonl").read_text().splitlines()
-        assert lines and all(json.loads(line) for line in lines)
+    if name == "retrain":  # the oracle never saw the forget rows and saw every retained row as often as before
+        before, after = results["before"], results["after"]
+        assert after["forget"]["ma"] < before["forget"]["ma"] - 0.3
+        assert after["retain"]["ma"] > after["forget"]["ma"] + 0.3  # a retrained micro model recites less well
+        assert results["method_facts"]["left_out"] == results["n_forget"]
+    elif name != "none":
+        lines = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+        assert lines
+        epochs = [line for line in lines if "forget_ma" in line]
+        assert epochs and all("retain_ma" in line and "unseen_ma" in line for line in epochs)  # collateral per epoch
         assert results["selection"]["n_selected"] > 0
         assert results["after"]["forget"]["ma"] != results["before"]["forget"]["ma"]  # the weights moved

@@ -25,7 +25,8 @@ def gpt2_tokenizer() -> GPT2TokenizerFast:
     return GPT2TokenizerFast.from_pretrained(str(DATA_DIR / "tokenizer-gpt2"))
 
 
-def candidate_rows(seed: int) -> list[tuple[int, str, str]]:
+@lru_cache(maxsize=2)
+def candidate_rows(seed: int) -> tuple[tuple[int, str, str], ...]:
     """(row id, prefix text, suffix text) of the deduplicated rows that decode cleanly, in seeded order."""
     rows = tdec.train_rows()
     kept = np.array(tdec.dedup_rows(rows))
@@ -37,7 +38,7 @@ def candidate_rows(seed: int) -> list[tuple[int, str, str]]:
         suffix = tok.decode(rows[row, 150:200].tolist())
         if "\ufffd" not in prefix + suffix:  # ~0.5% split a multi-byte character: skip them
             out.append((row, prefix, suffix))
-    return out
+    return tuple(out)
 
 
 def encode_rows(tokenizer, rows: list[tuple[int, str, str]], want: int) -> tuple[list[int], np.ndarray]:
@@ -53,3 +54,28 @@ def encode_rows(tokenizer, rows: list[tuple[int, str, str]], want: int) -> tuple
     if len(ids) < want:
         raise RuntimeError(f"only {len(ids)} usable challenge rows, {want} wanted")
     return ids, np.array(seqs, dtype=np.int64)
+
+
+def distractor_rows(seed: int, avoid: list[int], max_overlap: float = 0.05) -> list[tuple[int, str, str]]:
+    """Challenge rows a build may show once or twice as Pile-like text it should not recite: every row
+    outside `avoid` (the pool and the reserved unseen rows) that shares at most `max_overlap` of its
+    distinct 10-grams (over the full 200-token row, the deduplication rule of tdec.dedup_rows) with the
+    rows in `avoid`, so that no distractor is a near-copy of a memorized or an unseen row. Near-copies
+    among the distractors themselves are kept (the Pile is full of boilerplate). Seeded order."""
+    rows = tdec.train_rows()
+    avoid_set = set(avoid)
+    avoid_grams: set = set()
+    for row in avoid:
+        avoid_grams |= tdec.ngrams(rows[row].tolist(), 10)
+    tok = gpt2_tokenizer()
+    out = []
+    for row in np.random.default_rng(seed + 2).permutation(len(rows)).tolist():
+        if row in avoid_set:
+            continue
+        grams = tdec.ngrams(rows[row].tolist(), 10)
+        if len(grams & avoid_grams) > max_overlap * len(grams):
+            continue
+        prefix, suffix = tok.decode(rows[row, 100:150].tolist()), tok.decode(rows[row, 150:200].tolist())
+        if "\ufffd" not in prefix + suffix:
+            out.append((row, prefix, suffix))
+    return out

@@ -69,7 +69,7 @@ def _load_builtin() -> None:
     import importlib
     import pkgutil
 
-    from . import none, em, emso  # noqa: F401  (each registers itself)
+    from . import none, em, emso, retrain  # noqa: F401  (each registers itself)
 
     try:
         import baselines

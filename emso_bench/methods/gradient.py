@@ -80,7 +80,8 @@ class GradientMethod:
         train_log = ctx.train_log()
         try:
             result = run_epochs(trainer, ctx.splits["forget"].seqs, cfg.stop, ctx.thresholds, ctx.params, train_log,
-                                heldout=ctx.heldout, refresh=self.refresh(ctx))
+                                heldout=ctx.heldout, refresh=self.refresh(ctx),
+                                collateral={name: ctx.splits[name].seqs for name in ("retain", "unseen")})
         finally:
             train_log.close()
         after = {"forget": result.forget_after}
