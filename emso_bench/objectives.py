@@ -1,7 +1,7 @@
 """Per-sequence objectives on a batch of token sequences, the building blocks of every erasure loss.
 
 Each function returns one value per sequence: the mean over its predicted positions t = 1..T-1 of a
-per-position quantity of p_theta(. | x_<t). Losses then average sequences (DESIGN.md: L_EM =
+per-position quantity of p_theta(. | x_<t). Losses then average sequences (docs/design.md: L_EM =
 -1/|B| sum_x 1/(T-1) sum_t H(p(. | x_<t))). Rows may have different lengths: `Batch` right-pads them
 and masks the padding.
 """

@@ -1,7 +1,7 @@
 """The run record: results.json (atomic), per_example.csv and train_log.jsonl in the run directory.
 
 The report, the tests and the W&B logger read these files; their shape is the contract in
-DESIGN.md ("The run record"). `results.json` is written once per state change with an atomic
+docs/design.md ("The run record"). `results.json` is written once per state change with an atomic
 rename, so a reader never sees half a file and an interrupted run leaves the previous one intact.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One run, as data flows through it (DESIGN.md): validate, load, measure before, erase, measure after,
+"""One run, as data flows through it (docs/design.md): validate, load, measure before, erase, measure after,
 write the record. `plan` is the dry run: the same validation without loading weights."""
 from __future__ import annotations
 

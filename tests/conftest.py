@@ -12,7 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(1)  # shared 2-core machines: one thread is steadier (NOTES.md)
+torch.set_num_threads(1)  # shared 2-core machines: one thread is steadier (docs/design.md, facts)
 
 
 @pytest.fixture(scope="session")
