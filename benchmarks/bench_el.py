@@ -4,7 +4,7 @@
     python benchmarks/bench_el.py --rows 32 --threads 2
 
 The literal path is Jang et al.'s: one `generate` per prefix length, batched over the rows
-(tests/helpers.py). The fast path shares greedy continuations (emso_bench/metrics) and decodes the
+(emso_bench/metrics/literal.py). The fast path shares greedy continuations (emso_bench/metrics) and decodes the
 branches with GPT-Neo's shared-prefix decoder (metrics/neo_decode.py); the generic cached decoder,
 which any causal LM gets, is timed beside it. All run in
 float32 here; rows where they differ are float32 near-ties (a teacher-forced pass and cached decoding
@@ -13,18 +13,15 @@ round differently), reported with the largest difference. The tests check exact 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from emso_bench.metrics import measure, neo_decode  # noqa: E402
-from emso_bench.run import metric_params  # noqa: E402
-from tests.helpers import compose, literal_el, literal_greedy  # noqa: E402
+from emso_bench.metrics import measure, neo_decode
+from emso_bench.run import metric_params
+from emso_bench.config import compose
+from emso_bench.metrics.literal import literal_el, literal_greedy
 
 
 def main() -> None:
@@ -36,7 +33,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import GPTNeoForCausalLM
 
-    from emso_bench.models import memorizer_dir
+    from emso_bench.memorizer.prepare import memorizer_dir
 
     cfg = compose([f"model={args.model}"])
     path = memorizer_dir(cfg.model)

@@ -11,22 +11,18 @@ size of one full gradient of the model. Timings are measured here, never asserte
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from emso_bench.engine import full_batch_step  # noqa: E402
-from emso_bench.masking import MaskedUpdate  # noqa: E402
-from emso_bench.objectives import mean_entropy, mean_log_likelihood  # noqa: E402
-from emso_bench.selection import select  # noqa: E402
-from tests.helpers import compose  # noqa: E402
+from emso_bench.engine import full_batch_step
+from emso_bench.masking import MaskedUpdate
+from emso_bench.objectives import mean_entropy, mean_log_likelihood
+from emso_bench.selection import select
+from emso_bench.config import compose
 
 
 class PeakRSS:
@@ -77,7 +73,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from transformers import GPTNeoForCausalLM
 
-    from emso_bench.models import memorizer_dir
+    from emso_bench.memorizer.prepare import memorizer_dir
 
     cfg = compose([])
     path = memorizer_dir(cfg.model)

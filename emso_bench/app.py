@@ -60,7 +60,7 @@ def main(cfg: DictConfig) -> str | None:
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return sweep.SKIPPED  # the sweep's time-left estimate leaves skipped jobs out of its rate
         if cfg.distributed.name != "none" and not distributed.launched():
-            from .methods import get_method
+            from .registry import get_method
 
             if not getattr(get_method(cfg.method.name), "shardable", True):  # method=none: nothing to shard
                 raise UserError(f"method={cfg.method.name} runs in one process only: use distributed=none")

@@ -6,42 +6,14 @@ path that does not exist, a hub id that cannot be reached offline) become one-li
 """
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .errors import UserError
-from .paths import SHIPPED_MODELS_DIR, cache_dir
-
-log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def memorizer_dir(model_cfg: DictConfig, build_if_missing: bool = True) -> Path:
-    """The directory of the memorizer the config describes: shipped, cached, or built now."""
-    from .memorizer.build import BuildConfig
-
-    build_cfg = BuildConfig.from_dict(OmegaConf.to_container(model_cfg.build, resolve=True))
-    key = build_cfg.key()
-    shipped = SHIPPED_MODELS_DIR / f"{model_cfg.name}-{key}"
-    if (shipped / "build.json").exists():
-        return shipped
-    cached = cache_dir() / "memorizer" / f"{model_cfg.name}-{key}"
-    if (cached / "build.json").exists():
-        return cached
-    if not build_if_missing:
-        raise UserError(f"model={model_cfg.name}: memorizer {key} is not built; run `emso-bench-prepare model={model_cfg.name}`")
-    from .memorizer.prepare import build_lock, prepare
-
-    with build_lock(cached):
-        if not (cached / "build.json").exists():  # a parallel job may have built it while we waited
-            log.info("memorizer %s not found (shipped or cached): building it into %s", key, cached)
-            prepare(model_cfg, cached)
-    return cached
 
 
 def model_source(model_cfg: DictConfig, build_if_missing: bool = True) -> str:
@@ -56,6 +28,8 @@ def model_source(model_cfg: DictConfig, build_if_missing: bool = True) -> str:
             return str(local.resolve())
         return path  # a hub id: resolved by from_pretrained (offline machines need it in the HF cache)
     if model_cfg.kind == "memorizer":
+        from .memorizer.prepare import memorizer_dir
+
         return str(memorizer_dir(model_cfg, build_if_missing))
     raise UserError(f"model={model_cfg.name}: model.path is empty (expected a hub id or a local directory)")
 
@@ -96,9 +70,3 @@ def weights_fingerprint(source: str, model) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
-
-
-def read_build_facts(source: str) -> dict | None:
-    """The memorizer's build.json, when the source is a memorizer directory."""
-    path = Path(source) / "build.json"
-    return json.loads(path.read_text()) if path.exists() else None

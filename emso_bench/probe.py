@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .metrics import MetricParams, measure, summarize
+from .metrics import MetricParams, measure
 from .objectives import Batch, mean_log_likelihood
 
 

@@ -39,7 +39,7 @@ def resolve_device(name: str) -> str:
 
 def _check_static(cfg: DictConfig) -> None:
     """Checks that need no weights: method registered, thresholds usable."""
-    from .methods import get_method
+    from .registry import get_method
 
     get_method(cfg.method.name)
     if cfg.thresholds.source == "fixed":
@@ -167,7 +167,8 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         if rows:
             summary_before[name] = summarize(rows, params, thresholds[el_key])
 
-    from .methods import RunContext, get_method
+    from .methods import RunContext
+    from .registry import get_method
 
     utility_before = measure_utility(model, tokenizer, cfg.eval.utility, device, cache_on=cache_on) \
         if cfg.eval.utility else None

@@ -36,7 +36,7 @@ def micro_memorizer(micro_cfg):
     """(model directory, model, tokenizer) of the micro memorizer, built once per session (~1 minute)."""
     from transformers import GPT2TokenizerFast, GPTNeoForCausalLM
 
-    from emso_bench.models import memorizer_dir
+    from emso_bench.memorizer.prepare import memorizer_dir
 
     path = memorizer_dir(micro_cfg.model)
     return path, GPTNeoForCausalLM.from_pretrained(path), GPT2TokenizerFast.from_pretrained(path)

@@ -1,4 +1,4 @@
-"""Test helpers: compose the real config, tiny models, and the literal EL implementation."""
+"""Test helpers: the composed config, tiny models, float64 attention, the literal EL, the CLI in a subprocess."""
 from __future__ import annotations
 
 import os
@@ -8,16 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from hydra import compose as hydra_compose
-from hydra import initialize_config_dir
 from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
-from emso_bench.paths import CONF_DIR, REPO_DIR
-
-
-def compose(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides, return_hydra_config=False)
+from emso_bench.config import compose  # noqa: F401  (tests import it from here)
+from emso_bench.metrics.literal import literal_el, literal_greedy  # noqa: F401  (the reference EL)
+from emso_bench.paths import REPO_DIR
 
 
 def tiny_gpt_neo(vocab: int = 97, width: int = 32, layers: int = 2, seed: int = 0, positions: int = 128,
@@ -54,45 +49,6 @@ def float64_attention():
         yield
     finally:
         mod.GPTNeoSelfAttention._attn = original
-
-
-@torch.no_grad()
-def literal_greedy(model, seqs: list[torch.Tensor], first: int, n: int) -> dict:
-    """Literal greedy continuations as Jang et al. compute them: for every prefix length t, one
-    `generate` call batched over the examples of equal length, T - t new tokens, no early stop.
-    Returns {(i, t): continuation}. Shares nothing with the library's fast path."""
-    from transformers import GenerationConfig
-
-    config = GenerationConfig(do_sample=False, eos_token_id=None, pad_token_id=0, bos_token_id=None)
-    out = {}
-    by_length: dict[int, list[int]] = {}
-    for i, x in enumerate(seqs):
-        by_length.setdefault(len(x), []).append(i)
-    for T, idx in by_length.items():
-        batch = torch.stack([seqs[i] for i in idx])
-        for t in range(first, T - n + 1):
-            config.max_new_tokens = T - t
-            gen = model.generate(batch[:, :t], attention_mask=torch.ones_like(batch[:, :t]), generation_config=config)
-            assert gen.shape[1] == T
-            for row, i in enumerate(idx):
-                out[(i, t)] = gen[row, t:].tolist()
-    return out
-
-
-def literal_el(seqs: list[torch.Tensor], conts: dict, first: int, n: int) -> list[float]:
-    """EL_n from literal continuations, as written in Jang et al.'s code."""
-    values = []
-    for i, x in enumerate(seqs):
-        x = x.tolist()
-        T, total = len(x), 0.0
-        for t in range(first, T - n + 1):
-            label = [tuple(x[t + j : t + j + n]) for j in range(T - t - n + 1)]
-            pred = conts[(i, t)]
-            pred_grams = [tuple(pred[j : j + n]) for j in range(len(pred) - n + 1)]
-            unique = set(label)
-            total += len([g for g in pred_grams if g in unique]) / len(label)
-        values.append(total / (T - n - first + 1))
-    return values
 
 
 def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from baselines.dpo import dpo_loss
-from baselines.kl import kl_ref_theta
-from baselines.npo import npo_loss
-from baselines.simnpo import simnpo_loss
+from emso_bench.baselines.dpo import dpo_loss
+from emso_bench.baselines.kl import kl_ref_theta
+from emso_bench.baselines.npo import npo_loss
+from emso_bench.baselines.simnpo import simnpo_loss
 from emso_bench.objectives import Batch, mean_log_likelihood, sequence_log_likelihood
 from tests.test_emso import FixedLogits
 
@@ -62,7 +62,7 @@ def test_simnpo_matches_its_closed_form(beta, gamma):
 
 
 def test_simnpo_on_a_padded_batch_counts_only_each_rows_own_suffix():
-    from baselines.simnpo import SimNPO
+    from emso_bench.baselines.simnpo import SimNPO
 
     pa = P + [[1 / 3] * 3]
     pb = [[0.1, 0.2, 0.7], [0.4, 0.4, 0.2], [0.3, 0.3, 0.4], [1 / 3] * 3]  # the last two predict padding
@@ -106,7 +106,8 @@ def test_two_steps_lower_the_methods_own_objective(name, micro_memorizer, micro_
     from omegaconf import OmegaConf
 
     from emso_bench.engine import full_batch_step, make_optimizer
-    from emso_bench.methods import RunContext, get_method
+    from emso_bench.methods import RunContext
+    from emso_bench.registry import get_method
     from tests.helpers import compose
 
     path, model, tok = micro_memorizer
@@ -144,7 +145,7 @@ def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorize
     """The collapse guard compares each alpha's held-out perplexity with theta_0's, as the engine's guard
     does (it once compared with the fine-tuned model's, a looser bar). A stand-in perplexity, 1 + the
     distance of the weights from theta_0, and ppl_guard=1: any alpha > 0 must count as collapse."""
-    import baselines.task_vector
+    import emso_bench.baselines.task_vector
     from emso_bench.run import execute
     from tests.helpers import compose
 
@@ -154,7 +155,7 @@ def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorize
     def distance_ppl(m, heldout):
         return 1.0 + (torch.cat([p.detach().flatten() for p in m.parameters()]) - theta0).norm().item()
 
-    monkeypatch.setattr(baselines.task_vector, "perplexity", distance_ppl)
+    monkeypatch.setattr(emso_bench.baselines.task_vector, "perplexity", distance_ppl)
     cfg = compose(["model=memorizer-micro", "debug=default", "method=task_vector", "method.finetune_epochs=1",
                    "stop.ppl_guard=1.0", "eval.unseen_after=none"])
     results = execute(cfg, tmp_path)
@@ -163,7 +164,7 @@ def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorize
 
 
 def test_the_reference_is_a_frozen_copy_in_the_runs_training_dtype():
-    from baselines._common import frozen_copy
+    from emso_bench.baselines._common import frozen_copy
     from tests.helpers import tiny_gpt_neo
 
     model = tiny_gpt_neo()
@@ -181,7 +182,7 @@ def test_random_labels_depend_on_the_seed_and_the_row_not_on_the_order_rows_are_
     """Every rank and micro-batch size must train a row toward the same random continuation."""
     from types import SimpleNamespace
 
-    from baselines.random_label import RandomLabel
+    from emso_bench.baselines.random_label import RandomLabel
 
     def method(seed):
         head = torch.nn.Linear(4, 50, bias=False)  # vocabulary of 50

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from emso_bench.memorizer import prepare as prepare_mod
 from emso_bench.memorizer.build import BuildConfig
-from emso_bench.models import memorizer_dir
+from emso_bench.memorizer.prepare import memorizer_dir
 from tests.helpers import compose
 
 

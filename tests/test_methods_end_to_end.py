@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from emso_bench.methods import registered
+from emso_bench.registry import registered
 from emso_bench.run import execute
 from tests.helpers import compose
 

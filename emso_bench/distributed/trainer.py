@@ -131,7 +131,3 @@ class DeepSpeedTrainer:
 
     def perplexity(self, heldout: torch.Tensor) -> float:
         return perplexity(self.eval_model(), heldout)
-
-    def close(self) -> None:
-        for hook in self._hooks:
-            hook.remove()

@@ -50,6 +50,26 @@ def build_lock(out_dir: Path):
         yield
 
 
+def memorizer_dir(model_cfg: DictConfig, build_if_missing: bool = True) -> Path:
+    """The directory of the memorizer the config describes: shipped, cached, or built now."""
+    from ..paths import SHIPPED_MODELS_DIR
+
+    key = _build_cfg(model_cfg).key()
+    shipped = SHIPPED_MODELS_DIR / f"{model_cfg.name}-{key}"
+    if (shipped / "build.json").exists():
+        return shipped
+    cached = cache_dir() / "memorizer" / f"{model_cfg.name}-{key}"
+    if (cached / "build.json").exists():
+        return cached
+    if not build_if_missing:
+        raise UserError(f"model={model_cfg.name}: memorizer {key} is not built; run `emso-bench-prepare model={model_cfg.name}`")
+    with build_lock(cached):
+        if not (cached / "build.json").exists():  # a parallel job may have built it while we waited
+            log.info("memorizer %s not found (shipped or cached): building it into %s", key, cached)
+            prepare(model_cfg, cached)
+    return cached
+
+
 def twin_dir(cfg: BuildConfig, name: str) -> Path:
     return cache_dir() / "memorizer" / f"{name}-twin-{replace(cfg, twin=True).key()}"
 
@@ -117,14 +137,11 @@ def prepare(model_cfg: DictConfig, out_dir: Path, threads: int = 2, with_twin: b
 
 
 def _compose(overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_dir
-
     from ..cli_check import check_overrides
-    from ..paths import CONF_DIR
+    from ..config import compose
 
     check_overrides("emso-bench-prepare", overrides)
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+    return compose(overrides)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,8 +159,6 @@ def main(argv: list[str] | None = None) -> None:
         cfg = _compose(args.overrides)
         if cfg.model.kind != "memorizer":
             raise UserError(f"model={cfg.model.name}: not a memorizer (emso-bench-prepare builds memorizers only)")
-        from ..models import memorizer_dir
-
         if args.oracle:
             size, draw = args.oracle
             n_pool = _build_cfg(cfg.model).n_pool

@@ -1,8 +1,9 @@
-"""Erasure methods, registered by name (`method=<name>`): EMSO here, the baselines in baselines/.
+"""The method contract: what a method gets (RunContext), what it returns (Outcome), how it is named.
 
-A method is a class with `erase(ctx: RunContext) -> Outcome`; `@register("name")` makes it available
-as `method=name`, and `get_method` finds one or fails with a did-you-mean. Loss-based methods subclass
-`methods.gradient.GradientMethod` and only define their per-sequence loss.
+A method is a class with `erase(ctx: RunContext) -> Outcome`; `@register("name")` names it, and its
+module is listed in `emso_bench/registry.py`, which `method=name` looks up (with a did-you-mean).
+EMSO and its ablations live here, the baselines in baselines/ (installed as emso_bench.baselines).
+Loss-based methods subclass `methods.gradient.GradientMethod` and only define their per-sequence loss.
 """
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from typing import Callable
 import torch
 from omegaconf import DictConfig
 
-from ..errors import unknown
 
-_REGISTRY: dict[str, Callable] = {}
+REGISTRY: dict[str, Callable] = {}
 
 
 @dataclass
@@ -60,32 +60,6 @@ class Outcome:
 def register(name: str):
     """Class decorator: make a method available as `method=<name>`."""
     def wrap(cls):
-        _REGISTRY[name] = cls
+        REGISTRY[name] = cls
         return cls
     return wrap
-
-
-def _load_builtin() -> None:
-    import importlib
-    import pkgutil
-
-    from . import none, em, emso, retrain  # noqa: F401  (each registers itself)
-
-    try:
-        import baselines
-    except ImportError:  # the baselines package ships beside emso_bench
-        return
-    for info in pkgutil.iter_modules(baselines.__path__):
-        importlib.import_module(f"baselines.{info.name}")
-
-
-def get_method(name: str):
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise unknown("method", name, _REGISTRY)
-    return _REGISTRY[name]()
-
-
-def registered() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
