@@ -17,6 +17,7 @@ from .metrics import MetricParams, summarize
 from .metrics.memorization import check_lengths
 from .perplexity import perplexity, windows
 from .corpus import gutenberg_split
+from .durability import suite as durability
 from .models import load_model, model_source, weights_fingerprint
 from .splits import load_splits
 from .thresholds import resolve_thresholds
@@ -101,9 +102,8 @@ def _per_example_rows(splits, before, after, el_key) -> list[dict]:
             row = {"doc_id": doc, "split": name}
             for tag, values in (("before", before[name]), ("after", after.get(name))):
                 if values:
-                    for key in ("ma", el_key, "extract", "extract_run", "extractable"):
-                        if key in values[i]:
-                            row[f"{key}_{tag}"] = values[i][key]
+                    for key, value in values[i].items():  # every per-example figure the rows carry
+                        row[f"{key}_{tag}"] = value
             rows.append(row)
     return rows
 
@@ -173,6 +173,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     utility_before = measure_utility(model, tokenizer, cfg.eval.utility, device, cache_on=cache_on) \
         if cfg.eval.utility else None
     heldout = heldout_windows(tokenizer, cfg)
+    mia_before = durability.before(model, tokenizer, splits) if cfg.eval.get("durable") else None
     ppl = {"before": perplexity(model, heldout), "windows": len(heldout), "window": heldout.shape[1],
            "text": "Gutenberg held-out paragraphs (corpus.py)"}
     ctx = RunContext(cfg=cfg, model=model, tokenizer=tokenizer, splits=splits, params=params, thresholds=thresholds,
@@ -193,6 +194,13 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                    "seconds_before": utility_before["seconds"], "seconds_after": utility_after["seconds"],
                    "tasks": list(cfg.eval.utility.tasks), "limit": cfg.eval.utility.limit}
     summary_after = {name: summarize(after[name], params, thresholds[el_key]) for name in SPLITS if after.get(name)}
+    durable = None
+    if cfg.eval.get("durable"):
+        log.info("durability probes: sampling, relearning, quantization, membership inference")
+        durable, sampled = durability.after(model, tokenizer, splits, params, heldout, cfg.eval.durable,
+                                            summary_before, summary_after)
+        durable["mia_before"] = mia_before
+        after = dict(after, forget=[dict(row, **extra) for row, extra in zip(after["forget"], sampled)])
 
     results = {
         "schema_version": record.SCHEMA_VERSION,
@@ -205,7 +213,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         "model_path": source, "weights_sha256": fingerprint,
         "splits": {name: splits[name].record() for name in SPLITS},
         "before": summary_before, "after": summary_after,
-        "heldout_ppl": ppl, "utility": utility, "selection": outcome.selection, "method_facts": outcome.extra,
+        "heldout_ppl": ppl, "utility": utility, "durability": durable, "selection": outcome.selection, "method_facts": outcome.extra,
         "distributed": {"world_size": distributed.world(), "zero_stage": cfg.distributed.get("stage"),
                         "offload": cfg.distributed.get("offload"), "precision": cfg.distributed.get("precision"),
                         "model_dtype": cfg.model.dtype, "grad_accum": outcome.grad_accum},

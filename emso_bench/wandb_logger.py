@@ -45,7 +45,7 @@ class WandbLogger:
     def finish(self, results: dict, per_example: list[dict], texts: dict | None = None,
                plots: list[Path] = ()) -> None:
         summary: dict = {}
-        for key in ("before", "after", "thresholds", "heldout_ppl", "selection"):
+        for key in ("before", "after", "thresholds", "heldout_ppl", "selection", "durability"):
             _flatten(key, results.get(key), summary)
         utility = results.get("utility") or {}
         _flatten("utility", {"average_before": utility.get("average_before"),

@@ -16,7 +16,7 @@ from ..errors import UserError, exit_on_user_error
 def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     from .collect import collect
     from .plots import curves, tradeoff
-    from .tables import aggregate, latex, markdown, to_csv
+    from .tables import aggregate, durability_markdown, latex, markdown, to_csv
 
     records = collect(root)
     if not records:
@@ -30,6 +30,14 @@ def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
           "says how many); `retain kept` is retain EL_10 after / before; `ppl x` is "
           "held-out perplexity after / before; `utility` is the mean accuracy of the reasoning tasks after.", "",
           markdown(rows)]
+    durable = durability_markdown(rows)
+    if durable:
+        md += ["", "## Durability (eval=durable, forget split)", "",
+               "What survives each probe after erasure: the best of 16 top-40 samples' share of suffix tokens in place "
+               "and the share of rows sampled exactly; the share of the erased MA that relearning brings back after "
+               "its last step count (on retain rows; on the first half of each forget row); forget MA with the "
+               "weights rounded to 8 and 4 bits (per channel, and 4-bit groups); membership-inference AUCs of "
+               "forget against unseen rows (0.5: indistinguishable).", "", durable]
     md += [f"![{p.stem}]({p.name})" for p in plots]
     if pick_defaults:
         from . import pick

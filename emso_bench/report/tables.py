@@ -32,6 +32,31 @@ COLUMNS = [  # (header, getter)
 ]
 
 
+def _last_recovery(r: dict, attack: str):
+    curve = _get(r, "durability", "relearn", "attacks", attack) or {}
+    return curve[max(curve, key=int)]["recovery_ma"] if curve else None
+
+
+def _quant(r: dict, variant_prefix: str):
+    variants = _get(r, "durability", "quantize", "variants") or {}
+    names = [v for v in variants if v.startswith(variant_prefix)]
+    return variants[names[0]]["forget_ma"] if names else None
+
+
+DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives each probe, forget split
+    ("sampled match", lambda r: _get(r, "durability", "sampling", "best_match")),
+    ("sampled exact", lambda r: _get(r, "durability", "sampling", "exact_frac")),
+    ("relearn retain rec", lambda r: _last_recovery(r, "retain")),
+    ("relearn half rec", lambda r: _last_recovery(r, "half")),
+    ("int8 MA", lambda r: _quant(r, "int8_channel")),
+    ("int4 MA", lambda r: _quant(r, "int4_channel")),
+    ("int4 group MA", lambda r: _quant(r, "int4_g")),
+    ("MIA loss AUC", lambda r: _get(r, "durability", "mia_after", "loss")),
+    ("MIA zlib AUC", lambda r: _get(r, "durability", "mia_after", "zlib")),
+    ("MIA min-k AUC", lambda r: _get(r, "durability", "mia_after", "min_k")),
+]
+
+
 def _get(r: dict, *keys):
     for key in keys:
         r = r.get(key) if isinstance(r, dict) else None
@@ -78,7 +103,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             statuses[r.get("status", "failed")] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
-        for header, get in COLUMNS:
+        for header, get in COLUMNS + DURABILITY_COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
             row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
@@ -105,6 +130,19 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h, _ in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def durability_markdown(rows: list[dict]) -> str | None:
+    """The durability table (rows with eval=durable figures only), or None when no run has them."""
+    rows = [row for row in rows if any(row[h] is not None for h, _ in DURABILITY_COLUMNS)]
+    if not rows:
+        return None
+    headers = HEAD + [h for h, _ in DURABILITY_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], 3, row["runs"]) for h, _ in DURABILITY_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
