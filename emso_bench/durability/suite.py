@@ -20,7 +20,9 @@ from . import mia, quantize, relearn, sampling
 
 def before(model, tokenizer, splits) -> dict:
     """Membership-inference AUCs of the forget rows against the unseen rows, before erasure."""
-    return mia.mia_aucs(model, tokenizer, splits["forget"].seqs, splits["unseen"].seqs)
+    started = time.time()
+    out = mia.mia_aucs(model, tokenizer, splits["forget"].seqs, splits["unseen"].seqs)
+    return dict(out, seconds=round(time.time() - started, 1))
 
 
 def after(model, tokenizer, splits, params, heldout, dcfg, summary_before: dict, summary_after: dict) -> tuple[dict, list]:
