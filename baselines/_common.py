@@ -33,7 +33,7 @@ class RetainText:
     def __init__(self, tokenizer, length: int, batch: int, seed: int, device):
         held_in, _ = gutenberg_split()
         text = "\n\n".join(held_in[:: max(1, len(held_in) // 4000)])  # ~4k paragraphs spread over all novels
-        self.chunks = windows(tokenizer.encode(text), length)
+        self.chunks = windows(tokenizer.encode(text, verbose=False), length)  # windowed here: no length notice
         self.batch, self.device = batch, device
         self.order = torch.randperm(len(self.chunks), generator=torch.Generator().manual_seed(seed))
         self.cursor = 0

@@ -9,8 +9,9 @@
 One run: compose the config; load the model; build the forget/retain/unseen splits; measure them
 "before"; erase (method=none skips this); measure "after"; write the run record (results.json,
 per_example.csv, train_log.jsonl) into Hydra's run directory. A finished run directory is skipped
-unless overwrite=true. Bad input ends with one line on stderr and exit status 2, before any record
-file is touched; inside a multirun, a failing job records `status: failed` and the sweep goes on.
+unless overwrite=true. Bad input ends with one line on stderr and exit status 2 before any weights load
+and before anything is written into the run directory (`RefuseBadInput`, validate.py); inside a
+multirun, a failing job records `status: failed` and the sweep goes on.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from . import distributed, record, sweep  # noqa: F401  (sweep registers the job-folder resolver)
@@ -44,26 +46,20 @@ def _is_multirun() -> bool:
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> str | None:
     from .run import execute, plan
+    from .validate import check_config
 
     run_dir = _run_dir()
     started = time.time()
     try:
+        check_config(cfg)  # a single run's input was checked before Hydra wrote anything; a multirun job's here
         if cfg.dry_run:
             print(plan(cfg))
             return
         if record.is_finished(run_dir) and not cfg.overwrite:
-            changes = record.config_changes(run_dir, OmegaConf.to_container(cfg, resolve=True))
-            if changes:  # e.g. the memorizer was rebuilt with other settings since this sweep ran
-                more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
-                raise UserError(f"{run_dir / record.RESULTS}: a finished run of another config ({'; '.join(changes[:2])}"
-                                f"{more}): overwrite=true replaces it, another hydra.run.dir or sweep dir keeps both")
+            refuse_another_config(cfg, run_dir)
             log.info("already finished: %s (overwrite=true re-runs it)", run_dir)
             return sweep.SKIPPED  # the sweep's time-left estimate leaves skipped jobs out of its rate
         if cfg.distributed.name != "none" and not distributed.launched():
-            from .registry import get_method
-
-            if not getattr(get_method(cfg.method.name), "shardable", True):  # method=none: nothing to shard
-                raise UserError(f"method={cfg.method.name} runs in one process only: use distributed=none")
             _launch(cfg, run_dir, started)  # one distributed launch per run (per job in a sweep)
             return
         if distributed.launched() and _is_multirun():
@@ -81,6 +77,36 @@ def main(cfg: DictConfig) -> str | None:
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}", started, traceback.format_exc())
         if not _is_multirun():
             raise
+
+
+def refuse_another_config(cfg: DictConfig, run_dir: Path) -> None:
+    """A UserError when run_dir holds a finished run of another config (overwrite=true replaces it)."""
+    if not record.is_finished(run_dir) or cfg.overwrite:
+        return
+    changes = record.config_changes(run_dir, OmegaConf.to_container(cfg, resolve=True))
+    if changes:  # e.g. the memorizer was rebuilt with other settings since this sweep ran
+        more = f" and {len(changes) - 2} more" if len(changes) > 2 else ""
+        raise UserError(f"{run_dir / record.RESULTS}: a finished run of another config ({'; '.join(changes[:2])}"
+                        f"{more}): overwrite=true replaces it, another hydra.run.dir or sweep dir keeps both")
+
+
+class RefuseBadInput(Callback):
+    """Hydra callback (conf/hydra/default.yaml): a single run's bad input ends here, in one line and exit
+    status 2, before Hydra writes `.hydra/` and its log into the run directory, so that a finished run
+    directory stays byte-identical, overwrite=true included. A multirun's jobs are checked as each starts
+    (run.execute), where a failure is recorded and the sweep goes on."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        from .validate import check_config
+
+        task = OmegaConf.masked_copy(config, [key for key in config if key != "hydra"])  # what main() receives
+        try:
+            check_config(task)
+            if not task.dry_run:
+                refuse_another_config(task, Path(config.hydra.run.dir))
+        except UserError as err:
+            print(f"emso-bench: error: {err}", file=sys.stderr, flush=True)
+            sys.exit(2)
 
 
 def _launch(cfg: DictConfig, run_dir: Path, started: float) -> None:

@@ -10,6 +10,11 @@ After each epoch: MA on the forget set; EL_n too once MA is below its threshold;
 - `collapsed`        on a non-finite loss, or when held-out perplexity exceeds `stop.ppl_guard` times
                      its starting value (a model that forgets by breaking is not a result).
 
+The checks run in this order, and the first that fires ends the run: (1) a non-finite loss, right after
+the step and before anything is measured; (2) the perplexity guard (NaN counts as past it); (3)
+forgotten, from epoch `stop.min_epochs` on, both thresholds strict (MA < ma and EL_n < el_n); (4) the
+budget, when the loop ends. So an epoch that forgets and breaks the guard together ends `collapsed`.
+
 One line per epoch goes to train_log.jsonl; a progress bar shows the epochs. Each line also holds the
 MA of the `collateral` splits (retain and unseen: one teacher-forced pass each), so every run's
 trajectory shows what each level of forgetting costs the rows that should stay.

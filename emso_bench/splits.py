@@ -53,8 +53,9 @@ def _tensors(rows) -> list[torch.Tensor]:
     return [torch.as_tensor(np.asarray(r, dtype=np.int64)) for r in rows]
 
 
-def read_forget_file(path: str, tokenizer, target_length: int) -> tuple[list, list[torch.Tensor]]:
-    """(doc ids, sequences) from a jsonl file with a `text` field or a `.npy` array of token ids."""
+def parse_forget_file(path: str) -> tuple[list[str], list[str] | np.ndarray]:
+    """(doc ids, texts or a 2-D array of token ids) of a forget file: it exists and parses (checked when
+    the config is, before the model loads: validate.py). Tokenizing and the vocabulary check come later."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"forget.path={path}: no such file (expected a .jsonl with a 'text' field or a .npy of token ids)")
@@ -65,11 +66,17 @@ def read_forget_file(path: str, tokenizer, target_length: int) -> tuple[list, li
             raise UserError(f"forget.path={path}: not a readable .npy array of token ids ({type(err).__name__})") from None
         if array.ndim != 2 or not np.issubdtype(array.dtype, np.integer):
             raise UserError(f"forget.path={path}: expected a 2-D integer array of token ids, got {array.ndim}-D {array.dtype}")
-        if array.size and (array.min() < 0 or array.max() >= len(tokenizer)):
-            raise UserError(f"forget.path={path}: token ids outside the tokenizer's vocabulary [0, {len(tokenizer)})")
-        return [f"{file.name}:{i}" for i in range(len(array))], _tensors(array[:, :target_length])
-    doc_ids, seqs = [], []
-    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not len(array):
+            raise UserError(f"forget.path={path}: no rows")
+        if array.min() < 0:
+            raise UserError(f"forget.path={path}: negative token ids")
+        return [f"{file.name}:{i}" for i in range(len(array))], array
+    doc_ids, texts = [], []
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"forget.path={path}: not UTF-8 text (expected a .jsonl with a 'text' field or a .npy)") from None
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -79,10 +86,23 @@ def read_forget_file(path: str, tokenizer, target_length: int) -> tuple[list, li
         except (json.JSONDecodeError, KeyError, TypeError):
             raise UserError(f"forget.path={path}: line {lineno} is not a JSON object with a string 'text' field") from None
         doc_ids.append(f"{file.name}:{lineno}")
-        seqs.append(torch.tensor(tokenizer.encode(text)[:target_length], dtype=torch.long))
-    if not seqs:
+        texts.append(text)
+    if not texts:
         raise UserError(f"forget.path={path}: no rows (expected one JSON object with a 'text' field per line)")
-    return doc_ids, seqs
+    return doc_ids, texts
+
+
+def read_forget_file(path: str, tokenizer, target_length: int) -> tuple[list, list[torch.Tensor]]:
+    """(doc ids, sequences of at most T tokens) from a jsonl file with a `text` field or a `.npy` array of
+    token ids. Long texts are cut here, so the tokenizer's notice about sequences longer than the
+    model's maximum (verbose) would say nothing."""
+    doc_ids, rows = parse_forget_file(path)
+    if isinstance(rows, np.ndarray):
+        if rows.max() >= len(tokenizer):
+            raise UserError(f"forget.path={path}: token ids outside the tokenizer's vocabulary [0, {len(tokenizer)})")
+        return doc_ids, _tensors(rows[:, :target_length])
+    return doc_ids, [torch.tensor(tokenizer.encode(text, verbose=False)[:target_length], dtype=torch.long)
+                     for text in rows]
 
 
 def memorizer_splits(model_dir: Path, forget: DictConfig) -> dict[str, Split]:

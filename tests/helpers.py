@@ -26,6 +26,30 @@ def tiny_gpt_neo(vocab: int = 97, width: int = 32, layers: int = 2, seed: int = 
     return GPTNeoForCausalLM(cfg).eval()
 
 
+def successor_gpt_neo(successor: list[int]) -> GPTNeoForCausalLM:
+    """A GPT-Neo whose greedy prediction after token v is successor[v], whatever came before: attention,
+    MLP and position embeddings are zero, so the residual stream is the one-hot embedding of the last
+    token; its layer norm is a*onehot + c (the same a > 0 and c for every token) and the untied output
+    layer is the permutation matrix of `successor` (each row sums to 1), so the logits are a*[v == successor]
+    + c. Greedy continuations, MA, EL and extract@k then follow in closed form from the sequence alone,
+    through the same cached decoding every real model goes through."""
+    vocab = len(successor)
+    assert sorted(successor) == list(range(vocab)), "successor must be a permutation"
+    cfg = GPTNeoConfig(vocab_size=vocab, hidden_size=vocab, num_layers=2, num_heads=2,
+                       attention_types=[[["global", "local"], 1]], window_size=4, max_position_embeddings=64,
+                       intermediate_size=8, embed_dropout=0.0, attention_dropout=0.0, resid_dropout=0.0,
+                       bos_token_id=0, eos_token_id=0, tie_word_embeddings=False)
+    model = GPTNeoForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        for norm in [model.transformer.ln_f] + [m for b in model.transformer.h for m in (b.ln_1, b.ln_2)]:
+            norm.weight.fill_(1.0)
+        model.transformer.wte.weight.copy_(torch.eye(vocab))
+        model.lm_head.weight[successor, torch.arange(vocab)] = 1.0
+    return model
+
+
 def _attn_float64(self, query, key, value, attention_mask=None):
     """GPT-Neo's attention without its cast of queries and keys to float32 (all else as upstream)."""
     weights = torch.matmul(query, key.transpose(-1, -2))

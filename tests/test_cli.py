@@ -1,5 +1,6 @@
-"""The command line end to end on the micro memorizer: a measured run writes the whole record, and bad
-input gets one line, exit status 2, no traceback, and leaves an existing record untouched."""
+"""The command line end to end on the micro memorizer: a measured run writes the whole record without
+notices that say nothing, and bad input gets one line, exit status 2, no traceback, and leaves an existing
+record untouched (the whole run directory, when the input is refused as the config is composed)."""
 from __future__ import annotations
 
 import json
@@ -12,11 +13,17 @@ MICRO = ["model=memorizer-micro", "debug=default"]
 
 
 @pytest.fixture(scope="module")
-def measured_run(tmp_path_factory, micro_memorizer):
+def measured(tmp_path_factory, micro_memorizer):
+    """The finished run every test here reads or tries to spoil, and what the run printed on stderr."""
     run_dir = tmp_path_factory.mktemp("run")
     proc = run_cli([*MICRO, "method=none", f"hydra.run.dir={run_dir}"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
+    return run_dir, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def measured_run(measured):
+    return measured[0]
 
 
 def test_a_measured_run_writes_the_run_record(measured_run):
@@ -39,35 +46,74 @@ def _record_files(run_dir):
     return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file() and p.suffix in (".json", ".csv", ".jsonl")}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["forget.path=/nonexistent/rows.jsonl"], "forget.path=/nonexistent/rows.jsonl: no such file"),
-    (["forget.path={bad}"], "line 1 is not a JSON object"),
-    (["forget.path={short}"], "shorter than the 100 tokens the metrics need"),
-    (["model.path=/nonexistent/model"], "model.path=/nonexistent/model: no such model directory"),
-    (["method=emsoo"], "unknown method 'emsoo' (did you mean 'emso'?)"),
-    (["method=task_vector", "distributed=zero2"], "method=task_vector runs in one process only: use distributed=none"),
+def _every_file(run_dir):
+    """Every file under the run directory, Hydra's .hydra/ and its log included."""
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in sorted(run_dir.rglob("*")) if p.is_file()}
+
+
+COMPOSITION = _every_file  # refused before Hydra writes into the run directory: nothing in it changes
+AFTER_TOKENIZER = _record_files  # found once the tokenizer has read the rows: the record stays as it was
+
+
+@pytest.mark.parametrize("args,message,untouched", [
+    (["forget.size=-5"], "forget.size=-5: expected a whole number from 1 to 47", COMPOSITION),
+    (["forget.size=0", "method=ga"], "forget.size=0: expected a whole number from 1 to 47", COMPOSITION),
+    (["forget.size=abc"], "forget.size=abc: expected a whole number from 1 to 47", COMPOSITION),
+    (["forget.draw=-1"], "forget.draw=-1: expected a whole number >= 0", COMPOSITION),
+    (["forget.size=-5", "dry_run=true"], "forget.size=-5: expected a whole number", COMPOSITION),
+    (["forget.path=/nonexistent/rows.jsonl"], "forget.path=/nonexistent/rows.jsonl: no such file", COMPOSITION),
+    (["forget.path={bad}"], "line 1 is not a JSON object", COMPOSITION),
+    (["forget.path={short}"], "shorter than the 100 tokens the metrics need", AFTER_TOKENIZER),
+    (["model.path=/nonexistent/model"], "model.path=/nonexistent/model: no such model directory", COMPOSITION),
+    (["method=emsoo"], "unknown method 'emsoo' (did you mean 'emso'?)", COMPOSITION),
+    (["method=task_vector", "distributed=zero2"], "method=task_vector runs in one process only: use distributed=none",
+     COMPOSITION),
 ])
-def test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone(measured_run, tmp_path, args, message):
+def test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone(measured_run, tmp_path, args, message, untouched):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("not json\n")
     short = tmp_path / "short.jsonl"
     short.write_text(json.dumps({"text": "far too short"}) + "\n")
     args = [a.format(bad=bad, short=short) for a in args]
-    before = _record_files(measured_run)
+    before = untouched(measured_run)
     proc = run_cli([*MICRO, *args, f"hydra.run.dir={measured_run}", "overwrite=true"])
     assert proc.returncode == 2
+    if untouched is COMPOSITION:  # nothing but the one line: no log line, no warning
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and not proc.stdout, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.strip() and "Warning" not in line]
     assert errors[-1].startswith("emso-bench: error: ") and message in errors[-1], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
-    assert _record_files(measured_run) == before
+    assert untouched(measured_run) == before
+
+
+def test_a_run_prints_no_notice_that_says_nothing_about_it(measured):
+    _, stderr = measured
+    assert "Skipping publisher trust check" not in stderr  # the kernels package's offline notices
+    assert "Token indices sequence length is longer" not in stderr  # held-out text the suite windows itself
+
+
+def test_only_the_offline_kernel_notice_is_dropped(caplog):
+    import logging
+
+    from emso_bench.quiet import KERNELS_LOGGER
+
+    logger = logging.getLogger(KERNELS_LOGGER)
+    with caplog.at_level(logging.WARNING, logger=KERNELS_LOGGER):
+        logger.warning("Skipping publisher trust check for 'kernels-community/flash-attn2' because Hugging Face "
+                       "Hub is in offline mode.")
+        logger.warning("Skipping publisher trust check for 'kernels-community/x': the Hub could not be reached")
+        logger.warning("kernel 'x' failed to load")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Skipping publisher trust check for 'kernels-community/x': the Hub could not be reached", "kernel 'x' failed to load"]
 
 
 def test_a_finished_run_of_another_config_is_neither_skipped_nor_replaced(measured_run):
-    before = _record_files(measured_run)
+    before = _every_file(measured_run)
     proc = run_cli([*MICRO, "method=none", "seed=7", f"hydra.run.dir={measured_run}"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "a finished run of another config (seed: 0 -> 7)" in proc.stderr.splitlines()[-1], proc.stderr[-2000:]
-    assert _record_files(measured_run) == before
+    assert _every_file(measured_run) == before  # .hydra/config.yaml still says seed 0
+    before = _record_files(measured_run)
     same = run_cli([*MICRO, "method=none", "threads=1", f"hydra.run.dir={measured_run}"])  # runtime keys aside
     assert same.returncode == 0 and "already finished" in same.stderr + same.stdout, same.stderr[-2000:]
     assert _record_files(measured_run) == before

@@ -59,23 +59,26 @@ def _seqs(n=6, T=24, seed=0):
     return [torch.randint(1, 97, (T,), generator=g) for _ in range(n)]
 
 
+def independent_grads(model, seqs, params: dict, objective) -> list[torch.Tensor]:
+    """The full-batch mean gradient of `objective` for each of params, one sequence at a time and summed:
+    an independent route to what selection._scores accumulates."""
+    names = list(params)
+    total = [torch.zeros_like(params[n]) for n in names]
+    for x in seqs:
+        value = objective(model, Batch.of([x], "cpu")).sum() / len(seqs)
+        for acc, g in zip(total, torch.autograd.grad(value, [params[n] for n in names], allow_unused=True)):
+            if g is not None:
+                acc += g
+    return total
+
+
 def test_contrastive_score_equals_the_product_of_independently_computed_gradients():
     model = tiny_gpt_neo().double()
     seqs = _seqs()
     params = eligible_parameters(model, "matrices")
     names = list(params)
-
-    def grads(objective):  # one sequence at a time, summed: an independent route to the full-batch mean
-        total = [torch.zeros_like(params[n]) for n in names]
-        for x in seqs:
-            value = objective(model, Batch.of([x], "cpu")).sum() / len(seqs)
-            for acc, g in zip(total, torch.autograd.grad(value, [params[n] for n in names], allow_unused=True)):
-                if g is not None:
-                    acc += g
-        return total
-
-    g_ga = grads(mean_log_likelihood)
-    g_em = grads(lambda m, b: -mean_entropy(m, b))
+    g_ga = independent_grads(model, seqs, params, mean_log_likelihood)
+    g_em = independent_grads(model, seqs, params, lambda m, b: -mean_entropy(m, b))
     store = _scores(model, params, seqs, "contrastive", micro_batch=4, device="cpu", store_device="cpu")
     for name, ga, em in zip(names, g_ga, g_em):
         assert torch.allclose(store[name], ga * em, rtol=1e-9, atol=1e-18), name

@@ -70,15 +70,59 @@ def decoder(request, monkeypatch):
     return request.param
 
 
-@torch.no_grad()
-def test_fast_el_equals_literal_in_float64_on_a_random_model_with_ragged_rows(decoder):
+@pytest.fixture(scope="module")
+def reciter():
+    """A tiny float64 GPT-Neo trained (60 full-batch Adam steps, ~2 s) on three rows, and seven ragged rows
+    to measure: the three it recites (EL 1), edited copies of two of them and a half-copy (it branches at
+    the edits, then may fall back into the row: EL strictly between 0 and 1), and a random row (EL ~0)."""
     model = tiny_gpt_neo(positions=64, window=8).double()
-    g = torch.Generator().manual_seed(1)
-    # hand-made rows: a repeated motif (the model may lock onto it), random rows, and unequal lengths
-    motif = torch.tensor([5, 6, 7, 8, 9] * 9)
-    seqs = [motif, torch.randint(1, 97, (45,), generator=g), torch.randint(1, 97, (41,), generator=g),
-            torch.cat([motif[:20], torch.randint(1, 97, (21,), generator=g)])]
-    _compare(model, seqs, _params(extract_context=20, extract_k=20, batch_size=3, branch_batch=7))
+    g = torch.Generator().manual_seed(4)
+    rows = [torch.randint(1, 97, (T,), generator=g) for T in (36, 36, 30)]
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        sum(torch.nn.functional.cross_entropy(model(input_ids=r[None]).logits[0, :-1], r[1:]) for r in rows).backward()
+        optimizer.step()
+    model.eval()
+    one_edit, two_edits = rows[0].clone(), rows[1].clone()
+    one_edit[12] = one_edit[12] % 96 + 1
+    two_edits[5], two_edits[20] = two_edits[5] % 96 + 1, two_edits[20] % 96 + 1
+    half = torch.cat([rows[2][:15], torch.randint(1, 97, (15,), generator=g)])
+    return model, rows + [one_edit, two_edits, half, torch.randint(1, 97, (33,), generator=g)]
+
+
+@pytest.fixture(scope="module")
+def literal_figures(reciter):
+    """(EL_n, MA, extract@k) of the reciter's rows by the literal route, once per (n, first)."""
+    model, seqs = reciter
+    cache = {}
+
+    def figures(n, first, c, k):
+        if (n, first) not in cache:
+            with torch.no_grad(), float64_attention():
+                conts = literal_greedy(model, seqs, first, n)
+                ma, extract = _literal_ma_and_extract(model, seqs, c, k)
+            cache[(n, first)] = literal_el(seqs, conts, first, n), ma, extract
+        return cache[(n, first)]
+
+    return figures
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("n,first", [(5, 1), (10, 3)])
+def test_fast_el_equals_literal_in_float64_on_a_model_that_recites(reciter, literal_figures, decoder, n, first):
+    """Exact equality row by row, on EL values that are 1, strictly between 0 and 1, and 0, with
+    el_first_prefix 1 and 3 (the literal route shares no code with the fast one)."""
+    model, seqs = reciter
+    params = _params(el_n=n, el_first_prefix=first, extract_context=10, extract_k=10, batch_size=3, branch_batch=7)
+    with float64_attention():
+        fast = measure(model, seqs, params)
+    el, ma, extract = literal_figures(n, first, 10, 10)
+    assert [r[f"el_{n}"] for r in fast] == el
+    assert [r["ma"] for r in fast] == ma
+    assert [r["extract"] for r in fast] == extract
+    assert el[:3] == [1.0] * 3 and sum(0 < v < 1 for v in el) >= 3  # the comparison has teeth
 
 
 @torch.no_grad()
@@ -175,29 +219,63 @@ def test_perplexity_is_exp_of_the_mean_token_nll_and_inf_past_the_float_range():
     assert perplexity(FixedLogits(logits), torch.tensor([[0, 1, 2, 0]])) == math.inf
 
 
-def test_cached_measurements_are_keyed_by_the_metric_code(tmp_path):
+def _copy_packages(tmp_path, *names):
+    import shutil
+
+    from emso_bench.paths import PACKAGE_DIR
+
+    for name in names:
+        shutil.copytree(PACKAGE_DIR / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return [tmp_path / name for name in names]
+
+
+def test_the_metric_code_key_is_the_metric_files_and_changes_with_any_of_them(tmp_path):
     """measure.py's cache of "before" figures must not outlive a fix to the code that computed them."""
     from emso_bench.hashing import source_hash
     from emso_bench.measure import METRICS_CODE
-    from emso_bench.paths import PACKAGE_DIR
 
-    assert METRICS_CODE == source_hash(PACKAGE_DIR / "metrics")
-    (tmp_path / "memorization.py").write_text("N = 10\n")
-    before = source_hash(tmp_path)
-    (tmp_path / "memorization.py").write_text("N = 11\n")
-    edited = source_hash(tmp_path)
-    (tmp_path / "memorization.py").rename(tmp_path / "greedy.py")
-    assert len({before, edited, source_hash(tmp_path)}) == 3
+    (copy,) = _copy_packages(tmp_path, "metrics")
+    assert source_hash(copy) == METRICS_CODE  # the key of a copy elsewhere: it depends on these files only
+    for path in sorted(copy.glob("*.py")):
+        original = path.read_bytes()
+        path.write_bytes(original + b"# edited\n")
+        assert source_hash(copy) != METRICS_CODE, path.name
+        path.write_bytes(original)
+    (copy / "greedy.py").rename(copy / "greedy2.py")  # same bytes, another name
+    assert source_hash(copy) != METRICS_CODE
 
 
-def test_cached_utility_is_keyed_by_the_task_code_yaml_included(tmp_path):
+def test_a_cached_measurement_is_reused_only_under_the_same_metric_code(tmp_path, monkeypatch):
+    from emso_bench import measure as cached
+    from emso_bench.splits import Split
+
+    monkeypatch.setenv("EMSO_BENCH_CACHE", str(tmp_path))
+    computed = []
+    monkeypatch.setattr(cached, "measure", lambda model, seqs, params, with_el: computed.append(1) or
+                        [{"ma": 0.5} for _ in seqs])
+    split = Split("unseen", [0, 1], [torch.arange(24), torch.arange(1, 25)])
+    for _ in range(2):
+        assert cached.measure_split(None, split, MetricParams(), cache_on={"weights": "w"}) == [{"ma": 0.5}] * 2
+    assert len(computed) == 1  # the second call read the cache
+    monkeypatch.setattr(cached, "METRICS_CODE", "the code after a fix")
+    cached.measure_split(None, split, MetricParams(), cache_on={"weights": "w"})
+    assert len(computed) == 2
+
+
+def test_the_utility_code_key_covers_the_task_yaml_and_the_harness_code(tmp_path):
     from emso_bench.hashing import source_hash
     from emso_bench.measure import UTILITY_CODE
-    from emso_bench.paths import PACKAGE_DIR
 
-    assert UTILITY_CODE == source_hash(PACKAGE_DIR / "tasks", PACKAGE_DIR / "utility", patterns=("*.py", "*.yaml"))
-    (tmp_path / "task.yaml").write_text("num_fewshot: 0\n")
-    before = source_hash(tmp_path, patterns=("*.py", "*.yaml"))
-    assert source_hash(tmp_path) != before  # .py only: the YAML is not read
-    (tmp_path / "task.yaml").write_text("num_fewshot: 5\n")
-    assert source_hash(tmp_path, patterns=("*.py", "*.yaml")) != before
+    tasks, utility = _copy_packages(tmp_path, "tasks", "utility")
+
+    def key():
+        return source_hash(tasks, utility, patterns=("*.py", "*.yaml"))
+
+    assert key() == UTILITY_CODE
+    for path in (tasks / "emso_copa.yaml", tasks / "reasoning.py", utility / "evaluate.py"):
+        original = path.read_bytes()
+        path.write_bytes(original + b"\n# edited\n")
+        assert key() != UTILITY_CODE, path.name
+        path.write_bytes(original)
+    (tasks / "README.md").write_text("prose only\n")  # documentation does not change what is computed
+    assert key() == UTILITY_CODE

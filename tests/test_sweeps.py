@@ -3,6 +3,7 @@ and a sweep directory turns into tables and plots with missing and failed jobs s
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from omegaconf import OmegaConf
 from emso_bench.paths import CONF_DIR, REPO_DIR
 from emso_bench.report.cli import write_report
 from emso_bench.run import plan
-from emso_bench.sweep import _workers, count_jobs, sweep_jobs, time_left
+from emso_bench.sweep import _fmt, _workers, count_jobs, sweep_jobs, time_left
 from tests.helpers import compose, run_cli
 
 CLI = "import sys; from emso_bench.app import cli; sys.argv[0]='emso-bench'; cli()"
@@ -38,7 +39,7 @@ def test_command_line_overrides_win_over_the_sweep_files_params_in_the_job_count
 def test_the_time_left_shares_the_jobs_left_among_the_launchers_parallel_workers():
     assert time_left([600.0], jobs_left=29, workers=2) == 29 * 600 / 2  # not 29 x 600: two run at once
     assert time_left([300.0, 900.0], jobs_left=1, workers=2) == 600  # one job left: one worker busy
-    assert time_left([], jobs_left=5, workers=2) != time_left([], jobs_left=5, workers=2)  # NaN: nothing ran yet
+    assert math.isnan(time_left([], jobs_left=5, workers=2)) and _fmt(math.nan) == "?"  # nothing ran yet: unknown
     assert time_left([], jobs_left=0, workers=2) == 0.0
     joblib = OmegaConf.create({"hydra": {"launcher": {"n_jobs": 2}}})
     slurm = OmegaConf.create({"hydra": {"launcher": {"array_parallelism": 64}}})

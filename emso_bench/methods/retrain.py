@@ -24,6 +24,13 @@ log = logging.getLogger(__name__)
 class Retrain:
     shardable = False  # loads finished weights: nothing to shard
 
+    @staticmethod
+    def check(cfg) -> None:
+        """Before anything loads: only a memorizer with a forget draw from its pool has an oracle."""
+        if cfg.model.kind != "memorizer" or cfg.model.path or cfg.forget.path:
+            raise UserError(f"method=retrain: needs a memorizer and a forget draw from its pool "
+                            f"(model={cfg.model.name}, model.path={cfg.model.path}, forget.path={cfg.forget.path})")
+
     def erase(self, ctx: RunContext) -> Outcome:
         from transformers import AutoModelForCausalLM
 
@@ -31,9 +38,7 @@ class Retrain:
         from .gradient import after_plan
 
         cfg = ctx.cfg
-        if cfg.model.kind != "memorizer" or cfg.model.path or cfg.forget.path:
-            raise UserError(f"method=retrain: needs a memorizer and a forget draw from its pool "
-                            f"(model={cfg.model.name}, forget.path={cfg.forget.path})")
+        self.check(cfg)
         where = oracle_dir(cfg.model, cfg.forget.size, cfg.forget.draw)
         facts = json.loads((where / "build.json").read_text())
         forget_ids = set(ctx.splits["forget"].doc_ids)

@@ -1,0 +1,303 @@
+"""Mutation testing of the code every reported figure rests on: the metrics (emso_bench/metrics/), the
+engine's stop rule and the weight selection. Do the tests notice when that code is wrong?
+
+    python -m tests.mutation                 # every mutant, from the repository root (~10 min on 2 cores)
+    python -m tests.mutation -k engine       # the mutants whose name contains "engine"
+    python -m tests.mutation --list          # the mutants and the tests meant to kill them
+    python -m tests.mutation --cli           # also the command-line mutants (~1 minute each)
+
+Each mutant is one hand-written change: a file, an exact piece of its text (found exactly once), the
+replacement, and the pytest node ids that should fail under it. The working tree is never edited: the
+repository's files (tracked and untracked, not ignored) are copied once into a temporary directory; every
+mutant is applied there alone, its tests run in a fresh process (`pytest -x`), and the file is restored.
+The named tests must first pass on the unmutated copy. A mutant is killed when its tests fail (or run
+past the timeout) and survives when they pass. The kill rate is killed / all mutants; mutants known to be
+equivalent (they change nothing the suite computes: each says why) stay in the list, count as
+survivors, and are printed with their reason. The exit status is 1 when the rate is under --min-rate or
+a survivor is not marked equivalent.
+
+The first entries are the changes that passed every fast test before these tests were written (the
+issue "Tests that bite and inputs that cannot slip through").
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MEM, GREEDY, NEO = "emso_bench/metrics/memorization.py", "emso_bench/metrics/greedy.py", "emso_bench/metrics/neo_decode.py"
+ENGINE, SELECT, VALIDATE = "emso_bench/engine.py", "emso_bench/selection.py", "emso_bench/validate.py"
+SCOPE = (MEM, GREEDY, NEO, ENGINE, SELECT)  # the code the issue asks to measure; the rest guards other tests
+
+CLOSED = "tests/test_metrics_closed_form.py"
+MEASURED = f"{CLOSED}::test_measure_gives_the_hand_computed_figures"
+RECITES = "tests/test_metrics.py::test_fast_el_equals_literal_in_float64_on_a_model_that_recites"
+DECODERS = "tests/test_metrics.py::test_gpt_neo_decoder_and_generic_decoder_give_the_same_branches"
+ENG = "tests/test_engine.py"
+SEL = "tests/test_selection.py"
+CONTRASTIVE = "tests/test_emso.py::test_contrastive_score_equals_the_product_of_independently_computed_gradients"
+REFRESH = "tests/test_emso.py::test_a_mask_refresh_can_select_a_tensor_the_first_mask_left_out"
+VALID = "tests/test_validate.py"
+CLI_TESTS = "tests/test_cli.py"
+
+
+# the engine's last two checks, for the mutant that swaps them
+_GUARD = ('        if ppl0 is not None and not line["heldout_ppl"] <= cfg_stop.ppl_guard * ppl0:\n'
+          '            status = "collapsed"\n'
+          '            line["reason"] = f"held-out perplexity {line[\'heldout_ppl\']:.1f} > {cfg_stop.ppl_guard} x {ppl0:.1f}"\n'
+          '            break\n')
+_FORGOTTEN = ('        forgotten = line.get(f"forget_{el_key}", math.inf) < thresholds[el_key] and line["forget_ma"] < thresholds["ma"]\n'
+              '        if forgotten and epoch >= cfg_stop.min_epochs:\n'
+              '            status = "forgotten"\n'
+              '            break\n')
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    equivalent: str = ""  # why the change cannot alter anything the suite computes, when it cannot
+    cli: bool = False  # its tests run the command line on the micro memorizer: only with --cli
+
+
+MUTANTS = [
+    # the changes the issue found passing every fast test
+    Mutant("el_prefix_range_stops_one_early", MEM, "for t in range(first, T - n + 1)]", "for t in range(first, T - n)]",
+           (MEASURED, RECITES)),
+    Mutant("el_denominator_counts_distinct_ngrams", MEM, "ngram_list(continuation, n)) / len(truth)",
+           "ngram_list(continuation, n)) / len(found)", (f"{CLOSED}::test_el_term_divides_by_every_ngram_of_the_truth_repeats_included", MEASURED)),
+    Mutant("extract_accepts_a_run_of_k_minus_1", MEM, "return run == k, run, longest >= k",
+           "return run >= k - 1, run, longest >= k", (f"{CLOSED}::test_extract_needs_a_run_of_k_hits_from_the_context", MEASURED)),
+    Mutant("el_first_prefix_ignored", MEM, "    was_training = model.training\n",
+           "    params = MetricParams(**{**asdict(params), 'el_first_prefix': 1})\n    was_training = model.training\n",
+           (MEASURED, RECITES)),
+    Mutant("el_max_is_a_mean", MEM, 'out[f"{el}_max"] = float(np.max(values))', 'out[f"{el}_max"] = float(np.mean(values))',
+           (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("engine_forgotten_when_either_is_below", ENGINE, 'thresholds[el_key] and line["forget_ma"]',
+           'thresholds[el_key] or line["forget_ma"]', (ENG,)),
+    Mutant("engine_perplexity_guard_off", ENGINE, "if ppl0 is not None and not", "if False and not", (ENG,)),
+    # metrics: memorization.py
+    Mutant("extractable_accepts_a_run_of_k_minus_1", MEM, "return run == k, run, longest >= k",
+           "return run == k, run, longest >= k - 1", (f"{CLOSED}::test_extractable_needs_a_run_of_k_hits_from_el_first_prefix_on",)),
+    Mutant("extract_run_not_capped_at_k", MEM, "for t in range(c, min(c + k, len(x))):", "for t in range(c, len(x)):",
+           (f"{CLOSED}::test_extract_needs_a_run_of_k_hits_from_the_context",)),
+    Mutant("extractable_ignores_el_first_prefix", MEM, "for t in range(max(first, 1), len(x)):", "for t in range(1, len(x)):",
+           (f"{CLOSED}::test_extractable_needs_a_run_of_k_hits_from_el_first_prefix_on",)),
+    Mutant("ma_skips_the_first_position", MEM, "return (a == x[1:]).double()", "return (a[1:] == x[2:]).double()",
+           (f"{CLOSED}::test_ma_counts_every_predicted_position_from_the_first_to_the_last", MEASURED)),
+    Mutant("ma_skips_the_last_position", MEM, "return (a == x[1:]).double()", "return (a[:-1] == x[1:-1]).double()",
+           (f"{CLOSED}::test_ma_counts_every_predicted_position_from_the_first_to_the_last", MEASURED)),
+    Mutant("summary_ma_is_a_median", MEM, '"ma": float(np.mean([r["ma"]', '"ma": float(np.median([r["ma"]',
+           (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("summary_el_is_a_median", MEM, "out[el] = float(np.mean(values))", "out[el] = float(np.median(values))",
+           (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("summary_above_threshold_inclusive", MEM, "[v > threshold_el for v in values]", "[v >= threshold_el for v in values]",
+           (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("summary_extract_run_is_a_max", MEM, '"extract_run": float(np.mean(', '"extract_run": float(np.max(',
+           (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("summary_extractable_counts_extract", MEM, 'np.mean([r["extractable"] for r in rows])',
+           'np.mean([r["extract"] for r in rows])', (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("el_term_looks_up_the_continuation", MEM, "found = set(truth)", "found = set(ngram_list(continuation, n))",
+           (f"{CLOSED}::test_el_term_divides_by_every_ngram_of_the_truth_repeats_included", MEASURED)),
+    Mutant("ngrams_drop_the_last", MEM, "for i in range(len(seq) - n + 1)]", "for i in range(len(seq) - n)]", (MEASURED,)),
+    Mutant("branch_points_skip_the_last_position", MEM, "for t in range(T - 1, 0, -1):", "for t in range(T - 2, 0, -1):",
+           (MEASURED,)),
+    Mutant("continuation_keeps_the_true_token_at_the_branch", MEM, "x[t:b] + branches[(i, b)].tolist()",
+           "x[t:b + 1] + branches[(i, b)].tolist()[1:]", (MEASURED,)),
+    # metrics: greedy.py and neo_decode.py (the branches EL is computed from)
+    Mutant("teacher_forced_without_the_padding_mask", GREEDY, "attention_mask=mask.to(device), use_cache=with_cache)",
+           "use_cache=with_cache)", (MEASURED, RECITES),
+           equivalent="rows are right-padded and attention is causal, so no real position ever attends to padding, "
+                      "and GPT-Neo's position ids do not depend on the mask; branches read only cache positions "
+                      "< b, which are real tokens"),
+    Mutant("branches_decoded_before_el_first_prefix", GREEDY, "for b in range(max(first, 1), len(x)):",
+           "for b in range(1, len(x)):", (MEASURED, RECITES),
+           equivalent="decodes branches at positions b < el_first_prefix too, which EL never reads (its prefixes "
+                      "t >= f only look up branch points >= t); only slower"),
+    Mutant("branch_condition_inverted", GREEDY, "if a[b - 1] != x[b]:", "if a[b - 1] == x[b]:", (MEASURED,)),
+    Mutant("branches_sorted_shortest_first", GREEDY, "jobs.sort(reverse=True)", "jobs.sort()", (MEASURED, RECITES)),
+    Mutant("branch_head_off_by_one", GREEDY, "heads = torch.stack([preds[i][b - 1] for", "heads = torch.stack([preds[i][b - 2] for",
+           (MEASURED,)),
+    Mutant("generic_decoder_positions_skip_one", GREEDY, "positions = positions + 1", "positions = positions + 2", (RECITES,)),
+    Mutant("neo_decoder_local_window_one_wider", NEO, "(slots[None, lo:hi] > (b + s - window)[:, None])",
+           "(slots[None, lo:hi] >= (b + s - window)[:, None])", (RECITES, DECODERS)),
+    Mutant("neo_decoder_own_slots_one_wider", NEO, "first = max(0, s - window + 1) if is_local", "first = max(0, s - window) if is_local",
+           (RECITES, DECODERS)),
+    Mutant("neo_decoder_position_off_by_one", NEO, "net.wpe(b + s))", "net.wpe(b + s + 1))", (RECITES, DECODERS)),
+    Mutant("neo_decoder_prefix_sees_the_branch_point", NEO, "before = slots[None, :hi] < b[:, None]",
+           "before = slots[None, :hi] <= b[:, None]", (RECITES, DECODERS)),
+    # the stop rule: engine.run_epochs
+    Mutant("engine_guard_allows_no_equality", ENGINE, 'not line["heldout_ppl"] <= cfg_stop', 'not line["heldout_ppl"] < cfg_stop', (ENG,)),
+    Mutant("engine_guard_lets_nan_through", ENGINE, 'not line["heldout_ppl"] <= cfg_stop.ppl_guard',
+           'line["heldout_ppl"] > cfg_stop.ppl_guard', (ENG,)),
+    Mutant("engine_guard_additive", ENGINE, "cfg_stop.ppl_guard * ppl0:", "cfg_stop.ppl_guard + ppl0:", (ENG,)),
+    Mutant("engine_forgotten_checked_before_the_guard", ENGINE, _GUARD + _FORGOTTEN, _FORGOTTEN + _GUARD, (ENG,)),
+    Mutant("engine_min_epochs_off_by_one", ENGINE, "epoch >= cfg_stop.min_epochs", "epoch > cfg_stop.min_epochs", (ENG,)),
+    Mutant("engine_el_threshold_inclusive", ENGINE, "math.inf) < thresholds[el_key]", "math.inf) <= thresholds[el_key]", (ENG,)),
+    Mutant("engine_missing_el_counts_as_zero", ENGINE, "math.inf) < thresholds[el_key]", "0.0) < thresholds[el_key]", (ENG,),
+           equivalent="EL is missing from an epoch's line only when MA was not below its threshold, and then the "
+                      "MA half of `forgotten` is false whatever EL stands in"),
+    Mutant("engine_el_measured_every_epoch", ENGINE, 'if line["forget_ma"] < thresholds["ma"]:', "if True:", (ENG,)),
+    Mutant("engine_forget_after_from_an_earlier_epoch", ENGINE, "if last_full is not None and last_full[0] == epoch else",
+           "if last_full is not None else", (ENG,)),
+    Mutant("engine_infinite_loss_not_caught", ENGINE, "if not math.isfinite(loss):", "if math.isnan(loss):", (ENG,)),
+    # the selection
+    Mutant("contrastive_keeps_non_positive_scores", SELECT, 'positive_only = rule == "contrastive"', "positive_only = False",
+           (SEL, CONTRASTIVE)),
+    Mutant("top_k_counts_non_positive_scores", SELECT, "            flat = flat[flat > 0]\n", "            pass\n", (SEL, CONTRASTIVE)),
+    Mutant("rho_floored_globally", SELECT, "int(round(fraction * n_weights))", "int(fraction * n_weights)", (SEL, CONTRASTIVE)),
+    Mutant("rho_floored_per_tensor", SELECT, "int(round(fraction * scores.numel()))", "int(fraction * scores.numel())", (SEL,)),
+    Mutant("threshold_exclusive", SELECT, "keep = scores >= threshold if", "keep = scores > threshold if", (SEL, CONTRASTIVE)),
+    Mutant("contrastive_score_is_a_sum", SELECT, "store[name].mul_(g_em)", "store[name].add_(g_em)", (CONTRASTIVE, SEL)),
+    Mutant("em_gradient_sign_flipped", SELECT, "mean_entropy, micro_batch, device, sign=-1.0", "mean_entropy, micro_batch, device, sign=1.0",
+           (CONTRASTIVE, SEL)),
+    Mutant("magnitude_rules_keep_the_sign", SELECT, '            if rule != "contrastive":\n', "            if False:\n", (SEL,)),
+    Mutant("matrices_include_vectors", SELECT, "if p.dim() == 2}", "if p.dim() >= 1}", (SEL,)),
+    Mutant("scores_computed_with_dropout_on", SELECT, "    model.eval()  # dropout off", "    pass  # dropout off", (SEL,)),
+    Mutant("random_rule_ignores_the_seed", SELECT, "torch.Generator().manual_seed(seed)", "torch.Generator().manual_seed(0)", (SEL,)),
+    Mutant("frozen_tensors_not_scored", SELECT, "        p.requires_grad_(True)\n", "        pass\n", (REFRESH,)),
+    Mutant("top_k_merge_truncated", SELECT, "min(k, best.numel() + take)).values", "take).values", (CONTRASTIVE, SEL)),
+    # the tests that replaced ones that could not fail
+    Mutant("metric_cache_key_covers_other_code", "emso_bench/measure.py", 'source_hash(PACKAGE_DIR / "metrics")',
+           'source_hash(PACKAGE_DIR / "metrics", PACKAGE_DIR / "tasks")',
+           ("tests/test_metrics.py::test_the_metric_code_key_is_the_metric_files_and_changes_with_any_of_them",)),
+    Mutant("measurement_cache_ignores_the_code", "emso_bench/measure.py", '"el": with_el,\n                           "code": METRICS_CODE}',
+           '"el": with_el}', ("tests/test_metrics.py::test_a_cached_measurement_is_reused_only_under_the_same_metric_code",)),
+    Mutant("utility_cache_key_ignores_yaml", "emso_bench/measure.py", 'PACKAGE_DIR / "utility", patterns=("*.py", "*.yaml"))',
+           'PACKAGE_DIR / "utility", patterns=("*.py",))',
+           ("tests/test_metrics.py::test_the_utility_code_key_covers_the_task_yaml_and_the_harness_code",)),
+    Mutant("time_left_zero_before_any_job", "emso_bench/sweep.py", "        return math.nan\n", "        return 0.0\n",
+           ("tests/test_sweeps.py::test_the_time_left_shares_the_jobs_left_among_the_launchers_parallel_workers",)),
+    # input validation
+    Mutant("forget_size_zero_allowed", VALIDATE, '_integer(cfg, "forget.size", 1,', '_integer(cfg, "forget.size", 0,', (VALID,)),
+    Mutant("forget_size_ignores_the_retain_split", VALIDATE, "return total - retain, f", "return total, f", (VALID,)),
+    Mutant("booleans_pass_as_integers", VALIDATE, "isinstance(value, Integral) and not isinstance(value, bool)",
+           "isinstance(value, Integral)", (VALID,)),
+    Mutant("forget_draw_negative_allowed", VALIDATE, '"forget.draw": (0,', '"forget.draw": (-10,', (VALID,)),
+    Mutant("learning_rate_zero_allowed", VALIDATE, '"method.optim.lr": (0.0, None, False,', '"method.optim.lr": (0.0, None, True,',
+           (VALID,)),
+    Mutant("rho_above_one_allowed", VALIDATE, '"select.fraction": (0.0, 1.0, False,', '"select.fraction": (0.0, None, False,',
+           (VALID,)),
+    Mutant("forget_file_not_read", VALIDATE, "        parse_forget_file(str(cfg.forget.path))\n", "        pass\n", (VALID,)),
+    Mutant("nan_threshold_allowed", VALIDATE, "(not _is_real(value) or not 0 <= value <= 1)", "(value > 1)", (VALID,)),
+    # the command line (--cli): refused before Hydra writes, and no notices that say nothing
+    Mutant("bad_input_checked_only_after_hydra_writes", "emso_bench/app.py", "            check_config(task)\n", "",
+           (f"{CLI_TESTS}::test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone",), cli=True),
+    Mutant("forget_split_not_checked", VALIDATE, "    _check_forget(cfg)\n", "",
+           (f"{CLI_TESTS}::test_bad_input_is_one_line_exit_2_and_leaves_the_record_alone",), cli=True),
+    Mutant("kernels_offline_notice_kept", "emso_bench/quiet.py", "        return not (message", "        return True or (message",
+           (f"{CLI_TESTS}::test_a_run_prints_no_notice_that_says_nothing_about_it",), cli=True),
+    Mutant("tokenizer_length_notice_kept", "emso_bench/run.py", '.join(held_out), verbose=False)', '.join(held_out))',
+           (f"{CLI_TESTS}::test_a_run_prints_no_notice_that_says_nothing_about_it",), cli=True),
+]
+
+def _prepare(mutant: Mutant, text: str) -> str:
+    """The mutated file text; raises when the original text is not found exactly once."""
+    if text.count(mutant.old) != 1:
+        raise ValueError(f"{mutant.name}: the original text occurs {text.count(mutant.old)} times in {mutant.path}")
+    return text.replace(mutant.old, mutant.new)
+
+
+def copy_repository(dest: Path) -> None:
+    """The working tree's files (tracked and untracked, not ignored), with their uncommitted edits."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def ship_micro_memorizer(copy: Path) -> None:
+    """Put the micro memorizer among the copy's shipped models, so that each --cli test session finds it
+    instead of building it (~2 minutes). It is built once into $EMSO_BENCH_CACHE, or found there."""
+    script = ("import shutil, sys; from emso_bench.models import memorizer_dir; from emso_bench.paths import "
+              "SHIPPED_MODELS_DIR; from tests.helpers import compose; "
+              "path = memorizer_dir(compose(['model=memorizer-micro']).model); "
+              "shutil.copytree(path, SHIPPED_MODELS_DIR / path.name, dirs_exist_ok=True)")
+    env = dict(os.environ, PYTHONPATH=str(copy), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    subprocess.run([sys.executable, "-c", script], cwd=copy, env=env, check=True, capture_output=True)
+
+
+def run_tests(copy: Path, tests: tuple[str, ...], timeout: int) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout' | 'error', seconds, last lines) of the tests in the copy."""
+    env = dict(os.environ, PYTHONPATH=str(copy), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", WANDB_MODE="offline", PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rf", "-p", "no:cacheprovider", "-o", "addopts=", *tests]
+    started = time.time()
+    try:
+        proc = subprocess.run(cmd, cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.time() - started, ""
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    outcome = {0: "passed", 1: "failed"}.get(proc.returncode, "error")  # 2-5: interrupted, usage, no tests
+    failed = [line.split(" - ")[0].removeprefix("FAILED ") for line in lines if line.startswith("FAILED ")]
+    return outcome, time.time() - started, failed[0] if failed else "\n".join(lines[-3:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-k", default="", help="only the mutants whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests, run nothing")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per mutant's tests (past it: killed)")
+    parser.add_argument("--min-rate", type=float, default=0.9, help="the kill rate below which the exit status is 1")
+    parser.add_argument("--cli", action="store_true", help="also the command-line mutants (~1 minute each)")
+    args = parser.parse_args(argv)
+    mutants = [m for m in MUTANTS if args.k in m.name and (args.cli or not m.cli)]
+    if args.list:
+        for m in mutants:
+            print(f"{m.name:50s} {m.path}  ->  {' '.join(m.tests)}{'  [equivalent]' if m.equivalent else ''}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="emso-mutation-") as tmp:
+        copy = Path(tmp)
+        copy_repository(copy)
+        if any(m.cli for m in mutants):
+            ship_micro_memorizer(copy)
+        texts = {m.path: (copy / m.path).read_text() for m in mutants}
+        for m in mutants:
+            _prepare(m, texts[m.path])  # every original text is found exactly once, before anything runs
+        needed = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
+        outcome, seconds, tail = run_tests(copy, needed, args.timeout * 2)
+        print(f"unmutated copy: {len(needed)} test targets {outcome} in {seconds:.0f} s", flush=True)
+        if outcome != "passed":
+            print(tail)
+            return 1
+        killed, survivors = 0, []
+        for m in mutants:
+            (copy / m.path).write_text(_prepare(m, texts[m.path]))
+            try:
+                outcome, seconds, tail = run_tests(copy, m.tests, args.timeout)
+            finally:
+                (copy / m.path).write_text(texts[m.path])
+            if outcome == "error":
+                print(f"ERROR    {m.name}: the tests did not run\n{tail}")
+                return 1
+            dead = outcome in ("failed", "timeout")
+            killed += dead
+            if not dead:
+                survivors.append(m)
+            print(f"{'killed ' if dead else 'SURVIVED'} {m.name:50s} {seconds:4.0f} s  "
+                  f"{tail if outcome == 'failed' else outcome}", flush=True)
+    rate = killed / len(mutants)
+    scoped = [m for m in mutants if m.path in SCOPE]
+    scoped_killed = sum(m not in survivors for m in scoped)
+    print(f"\nkill rate: {killed}/{len(mutants)} = {rate:.1%}; over the metrics, the stop rule and the selection: "
+          f"{scoped_killed}/{len(scoped)} = {scoped_killed / max(1, len(scoped)):.1%}")
+    for m in survivors:
+        print(f"  survivor {m.name} ({m.path}): " + (f"equivalent: {m.equivalent}" if m.equivalent else "NOT EXPLAINED"))
+    return 0 if rate >= args.min_rate and all(m.equivalent for m in survivors) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
