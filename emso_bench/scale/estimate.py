@@ -88,7 +88,7 @@ def _setting(cfg, arch: Arch) -> memory.Setting:
     e_train = BYTES[HALF[d.precision]] if stage and d.precision in HALF else e
     return memory.Setting(method=cfg.method.name, rule=s.rule, eligible=arch.eligible(s.params),
                           fraction=float(s.fraction), e=e, e_train=e_train, world=world, stage=stage,
-                          offload=stage > 0 and d.offload == "cpu", sharded_store=stage == 3,
+                          offload=stage > 0 and d.offload == "cpu", sharded_store=world > 1,
                           bucket=int(d.get("bucket_size") or 0))
 
 

@@ -4,8 +4,8 @@ Every term counts what this suite's code holds, not what a leaner trainer could:
 - weights P e (e: bytes of model.dtype) plus each attention layer's causal-mask buffer;
 - selection (selection.py, before any DeepSpeed partitioning, on every rank): the weights, one full
   gradient of every parameter (backward fills .grad of all of them) and the score store, one value per
-  eligible weight (the two gradients stream into it tensor by tensor: never two extra copies); with
-  `sharded`, each rank keeps the scores of its own tensors only (about 1/W of the store);
+  eligible weight (the two gradients stream into it tensor by tensor: never two extra copies); in a
+  distributed run each rank keeps the scores of its own tensors only (about 1/W of the store);
 - the step: gradients and Adam's two states of the trainable weights (one process: torch Adam in the
   weights' dtype), or under ZeRO-2/3 their partitions plus DeepSpeed's fp32 master partition (offload:
   optimizer state, and under ZeRO-3 the weights, in CPU memory); the masks (one byte per eligible weight)
