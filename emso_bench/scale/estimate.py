@@ -165,6 +165,27 @@ def estimate(cfg) -> Estimate:
                             "decoded": compute.decode_tokens(T, first)})
 
 
+def component_bytes(cfg) -> dict[str, int]:
+    """The model's bytes for each component scale/profile.py measures, in one process: the weights, plus
+    the component's working set, plus what erasure holds when the component also runs during it."""
+    est = estimate(cfg)
+    a, T, ev = est.arch, cfg.model.target_length, cfg.eval
+    e = BYTES[cfg.model.dtype]
+    B = max(1, min(ev.batch_size, max(_rows(cfg))))
+    weights = est.phases["metrics before"]["weights"]
+    held = max(weights, sum(v for k, v in est.phases.get("metrics during erasure", {}).items() if k != "working set"))
+    out = {"load": weights, "teacher-forced pass": held + memory.teacher_forced(a, B, T, e),
+           "EL branches": held + memory.branches(a, B, ev.branch_batch, T, e),
+           "held-out perplexity": held + memory.perplexity(a, ev.ppl_windows, T, e)}
+    for phase in ("selection", "step", "utility"):
+        if phase in est.phases:
+            out[phase] = sum(est.phases[phase].values())
+    if "step" in out and "selection" not in out:  # select=all: the masks, all True
+        out["selection"] = weights + a.eligible(cfg.select.params)
+    out["run"] = max(out.values())
+    return out
+
+
 def dry_run_lines(cfg) -> list[str]:
     """The cost section of `emso-bench dry_run=true` (run.plan), or one line saying why there is none."""
     try:
