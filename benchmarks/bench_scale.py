@@ -92,7 +92,7 @@ def build(args, out_dir: Path) -> Path:
 
     shrink = {k: v for k, v in (("num_layers", args.layers), ("hidden_size", args.width),
                                 ("num_heads", args.heads)) if v}
-    return build_random(args.model, out_dir / "model", dtype=args.dtype, **shrink)
+    return build_random(args.model, out_dir / "model", dtype=args.dtype, device=args.device, **shrink)
 
 
 def parse(argv=None):
@@ -105,7 +105,7 @@ def parse(argv=None):
     p.add_argument("--dtype", default="float32")
     p.add_argument("--device", default="cpu")
     p.add_argument("--subset", default="lm_extraction_4_0", help="a Jang et al. forget set (4 rows)")
-    p.add_argument("--retain", type=int, default=2, help="retain rows measured before and after")
+    p.add_argument("--retain", type=int, default=1, help="retain rows measured before and after")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--utility-limit", type=int, default=2, help="items per utility task")
     p.add_argument("--tasks", default="emso_reasoning,emso_dialogue,emso_perplexity", help="eval.utility.tasks")
