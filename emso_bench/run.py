@@ -65,7 +65,9 @@ def plan(cfg: DictConfig) -> str:
         run_dir = HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else "<run dir>"
         lines.append("launch: " + shell(launch_command(cfg.distributed, [o for o in overrides if o != "dry_run=true"],
                                                        run_dir)))
-    lines += ["", OmegaConf.to_yaml(cfg, resolve=True)]
+    from .scale.estimate import dry_run_lines
+
+    lines += dry_run_lines(cfg) + ["", OmegaConf.to_yaml(cfg, resolve=True)]
     return "\n".join(lines)
 
 

@@ -7,6 +7,8 @@
   time left: the mean duration of the jobs that ran x the jobs left / the launcher's parallel workers.
   A resumed sweep's skipped jobs count as done but take no time, so they are left out of the mean; a
   rate over the sweep's elapsed time would instead read 2x too high after the first of two parallel jobs.
+  In a dry run (`dry_run=true`) it keeps each job's cost estimate and prints the sweep's total at the end
+  (scale/estimate.py).
 """
 from __future__ import annotations
 
@@ -84,7 +86,12 @@ class SweepProgress(Callback):
         path = _progress_file(config)
         if not path.exists():
             return
-        _append(config, {"job": config.hydra.job.num, "end": time.time(), "skipped": _skipped(job_return)})
+        event = {"job": config.hydra.job.num, "end": time.time(), "skipped": _skipped(job_return)}
+        if config.get("dry_run"):
+            from .scale.estimate import job_record
+
+            event["cost"] = job_record(config)
+        _append(config, event)
         lines = [json.loads(line) for line in path.read_text().splitlines()]
         head, events = lines[0], lines[1:]
         starts = {e["job"]: e["start"] for e in events if "start" in e}
@@ -95,6 +102,16 @@ class SweepProgress(Callback):
         log.info("sweep: %d of %d jobs done (%d skipped), %s elapsed, about %s left",
                  done, head["total"], sum(bool(e.get("skipped")) for e in ends),
                  _fmt(time.time() - head["started"]), _fmt(left))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        """A dry run's total over its jobs' cost estimates, on stdout after their plans."""
+        path = _progress_file(config)
+        if not config.get("dry_run") or not path.exists():
+            return
+        from .scale.estimate import sweep_lines
+
+        events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+        print("\n".join(sweep_lines([e.get("cost") for e in events if "end" in e])), flush=True)
 
     @staticmethod
     def _head(config: DictConfig) -> dict | None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
 from hydra import compose as hydra_compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -87,6 +89,11 @@ def test_three_scales_dry_run_through_the_cli(tmp_path):
     assert proc.stdout.count("# emso-bench dry run") == 3 * 2
     for model in ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b"):
         assert f"model: {compose([f'model={model}']).model.path}" in proc.stdout
+    # each job's cost estimate, then the sweep's total of them (scale/estimate.py)
+    hours = [float(h) for h in re.findall(r"estimated GPU-hours: ([\d.e+]+) at", proc.stdout)]
+    total = re.search(r"sweep cost estimate: 6 jobs, ([\d,.]+) GPU-hours over the 6 modelled", proc.stdout)
+    assert len(hours) == 6 and total, proc.stdout[-3000:]
+    assert float(total.group(1).replace(",", "")) == pytest.approx(sum(hours), abs=0.1)
 
 
 def _sweep(sweep_dir):

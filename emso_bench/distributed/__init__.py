@@ -86,3 +86,30 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     if active():
         torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM)
     return tensor
+
+
+def owners(sizes: dict[str, int], w: int | None = None) -> dict[str, int]:
+    """name -> the rank that owns it: largest first to the least loaded rank (ties: the lower rank), so
+    every rank computes the same assignment and each holds about 1/world of the total size."""
+    w = world() if w is None else w
+    load, out = [0] * w, {}
+    for name in sorted(sizes, key=lambda n: (-sizes[n], n)):
+        r = min(range(w), key=lambda i: (load[i], i))
+        out[name] = r
+        load[r] += sizes[name]
+    return out
+
+
+def reduce_to(tensor: torch.Tensor, dst: int) -> torch.Tensor | None:
+    """The sum of `tensor` over ranks on rank `dst` (None on the others); the tensor itself alone."""
+    if not active():
+        return tensor
+    torch.distributed.reduce(tensor, dst=dst, op=torch.distributed.ReduceOp.SUM)
+    return tensor if rank() == dst else None
+
+
+def broadcast_tensor(tensor: torch.Tensor, src: int) -> torch.Tensor:
+    """Rank `src`'s tensor on every rank (in place into `tensor`, which has its shape elsewhere)."""
+    if active():
+        torch.distributed.broadcast(tensor, src=src)
+    return tensor

@@ -44,12 +44,13 @@ class GradientMethod:
 
     def _select(self, ctx: RunContext):
         """The masks at the current weights; in a distributed run each rank scores its share of the
-        forget set and the gradients are summed over ranks, so every rank gets the same masks."""
+        forget set, each tensor's gradients are summed onto the rank that keeps its scores (about 1/world
+        of the store each), and every rank gets the same masks."""
         from ..distributed import shard
 
         s, forget = ctx.cfg.select, ctx.splits["forget"].seqs
         return select(ctx.model, shard(list(forget)), s.rule, s.fraction, s.params, s.scope, seed=ctx.cfg.seed,
-                      micro_batch=ctx.cfg.method.micro_batch, device=ctx.device, n_total=len(forget))
+                      micro_batch=ctx.cfg.method.micro_batch, device=ctx.device, n_total=len(forget), sharded=True)
 
     def trainer(self, ctx: RunContext, selection):
         """What performs an epoch's update: one process, or DeepSpeed when `distributed` asks for it."""
