@@ -44,8 +44,9 @@ def sample_suffixes(model, x: torch.Tensor, sp: SamplingParams, row_seed: int) -
     past, out = None, []
     inputs = ids
     for _ in range(sp.length):
-        res = model(input_ids=inputs, past_key_values=past, use_cache=True)
-        past = res.past_key_values
+        # the cache goes positionally, as metrics/greedy.py passes it (transformers 5 names it `cache`)
+        res = model(inputs, past, use_cache=True)
+        past = res.cache if hasattr(res, "cache") else res.past_key_values
         logits = res.logits[:, -1].float().cpu() / sp.temperature
         top = torch.topk(logits, min(sp.top_k, logits.shape[-1]), dim=-1)
         probs = torch.softmax(top.values, dim=-1)
