@@ -79,3 +79,19 @@ def test_scores_are_a_property_of_the_weights_not_of_dropout():
                      for _ in range(2))
     assert all(torch.equal(first[n], second[n]) for n in params)
     assert model.training  # the caller's mode is restored
+
+
+def test_zero_scores_are_never_contrastive_candidates(monkeypatch):
+    """Exact zeros (a weight whose gradient vanishes) are not 'positive': with rho asking for more weights
+    than have s > 0, contrastive keeps the positive ones only and records the smallest positive score."""
+    import emso_bench.selection as selection
+
+    model = tiny_gpt_neo()
+    params = eligible_parameters(model, "matrices")
+    values = {n: torch.zeros_like(p) for n, p in params.items()}  # every score 0 but three
+    first = next(iter(values))
+    values[first].view(-1)[:4] = torch.tensor([2.0, 1.0, -1.0, 0.5])
+    monkeypatch.setattr(selection, "_scores", lambda *args, **kwargs: {n: v.clone() for n, v in values.items()})
+    chosen = select(model, [], "contrastive", 0.5, "matrices")
+    assert chosen.n_selected == 3 and chosen.threshold == 0.5
+    assert selection.kth_largest({"a": torch.tensor([0.0, -1.0, 2.0, 1.0, 0.0])}, 4, positive_only=True) == 1.0
