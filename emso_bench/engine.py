@@ -149,12 +149,14 @@ def run_epochs(trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: di
         if heldout is not None:
             line["heldout_ppl"] = trainer.perplexity(heldout)
         line["seconds"] = round(time.time() - started, 2)
+        broke_guard = ppl0 is not None and not line["heldout_ppl"] <= cfg_stop.ppl_guard * ppl0
+        if broke_guard:  # the reason goes into the line before it is written (train log and W&B)
+            line["reason"] = f"held-out perplexity {line['heldout_ppl']:.1f} > {cfg_stop.ppl_guard} x {ppl0:.1f}"
         history.append(line)
         train_log.write(line)
         bar.set_postfix(loss=f"{loss:.3f}", ma=f"{line['forget_ma']:.3f}")
-        if ppl0 is not None and not line["heldout_ppl"] <= cfg_stop.ppl_guard * ppl0:
+        if broke_guard:
             status = "collapsed"
-            line["reason"] = f"held-out perplexity {line['heldout_ppl']:.1f} > {cfg_stop.ppl_guard} x {ppl0:.1f}"
             break
         forgotten = line.get(f"forget_{el_key}", math.inf) < thresholds[el_key] and line["forget_ma"] < thresholds["ma"]
         if forgotten and epoch >= cfg_stop.min_epochs:

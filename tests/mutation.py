@@ -49,9 +49,8 @@ CLI_TESTS = "tests/test_cli.py"
 
 
 # the engine's last two checks, for the mutant that swaps them
-_GUARD = ('        if ppl0 is not None and not line["heldout_ppl"] <= cfg_stop.ppl_guard * ppl0:\n'
+_GUARD = ('        if broke_guard:\n'
           '            status = "collapsed"\n'
-          '            line["reason"] = f"held-out perplexity {line[\'heldout_ppl\']:.1f} > {cfg_stop.ppl_guard} x {ppl0:.1f}"\n'
           '            break\n')
 _FORGOTTEN = ('        forgotten = line.get(f"forget_{el_key}", math.inf) < thresholds[el_key] and line["forget_ma"] < thresholds["ma"]\n'
               '        if forgotten and epoch >= cfg_stop.min_epochs:\n'
@@ -85,7 +84,7 @@ MUTANTS = [
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
     Mutant("engine_forgotten_when_either_is_below", ENGINE, 'thresholds[el_key] and line["forget_ma"]',
            'thresholds[el_key] or line["forget_ma"]', (ENG,)),
-    Mutant("engine_perplexity_guard_off", ENGINE, "if ppl0 is not None and not", "if False and not", (ENG,)),
+    Mutant("engine_perplexity_guard_off", ENGINE, "broke_guard = ppl0 is not None and not", "broke_guard = False and not", (ENG,)),
     # metrics: memorization.py
     Mutant("extractable_accepts_a_run_of_k_minus_1", MEM, "return run == k, run, longest >= k",
            "return run == k, run, longest >= k - 1", (f"{CLOSED}::test_extractable_needs_a_run_of_k_hits_from_el_first_prefix_on",)),
@@ -140,7 +139,7 @@ MUTANTS = [
     Mutant("engine_guard_allows_no_equality", ENGINE, 'not line["heldout_ppl"] <= cfg_stop', 'not line["heldout_ppl"] < cfg_stop', (ENG,)),
     Mutant("engine_guard_lets_nan_through", ENGINE, 'not line["heldout_ppl"] <= cfg_stop.ppl_guard',
            'line["heldout_ppl"] > cfg_stop.ppl_guard', (ENG,)),
-    Mutant("engine_guard_additive", ENGINE, "cfg_stop.ppl_guard * ppl0:", "cfg_stop.ppl_guard + ppl0:", (ENG,)),
+    Mutant("engine_guard_additive", ENGINE, "cfg_stop.ppl_guard * ppl0\n", "cfg_stop.ppl_guard + ppl0\n", (ENG,)),
     Mutant("engine_forgotten_checked_before_the_guard", ENGINE, _GUARD + _FORGOTTEN, _FORGOTTEN + _GUARD, (ENG,)),
     Mutant("engine_min_epochs_off_by_one", ENGINE, "epoch >= cfg_stop.min_epochs", "epoch > cfg_stop.min_epochs", (ENG,)),
     Mutant("engine_el_threshold_inclusive", ENGINE, "math.inf) < thresholds[el_key]", "math.inf) <= thresholds[el_key]", (ENG,)),

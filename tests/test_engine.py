@@ -4,6 +4,7 @@ checks within an epoch (engine.py's docstring). A scripted trainer replays given
 so each test states exactly what the engine sees."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -43,7 +44,10 @@ class ScriptedTrainer:
 
 
 class _Log(list):
-    write = list.append
+    """What a train log keeps: a copy of each line as it was when written (later edits are lost)."""
+
+    def write(self, line):
+        self.append(json.loads(json.dumps(line)))
 
 
 def _run(script, min_epochs=1, max_epochs=None, guard=3.0, heldout=True):
