@@ -71,9 +71,14 @@ def config_changes(run_dir: Path, config: dict) -> list[str]:
     return changes
 
 
+def per_example_columns(rows: list[dict]) -> list[str]:
+    """The columns of the per-example rows (CSV and W&B table): every key of any row, first seen first."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
 def write_per_example(run_dir: Path, rows: list[dict]) -> None:
     """One row per (doc_id, split) with the metrics before and after, written atomically."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = per_example_columns(rows)
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{PER_EXAMPLE}.", suffix=".tmp")
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)

@@ -13,7 +13,7 @@ from . import distributed, record
 from .errors import UserError
 from .hashing import config_hash
 from .measure import measure_split, measure_utility
-from .metrics import MetricParams, summarize
+from .metrics import MetricParams, registry, summarize
 from .metrics.memorization import check_lengths
 from .perplexity import perplexity, windows
 from .corpus import gutenberg_split
@@ -88,15 +88,19 @@ def _setup(cfg: DictConfig) -> str:
     return resolve_device(cfg.device)
 
 
-def _per_example_rows(splits, before, after, el_key) -> list[dict]:
+def _per_example_rows(splits, before, after, params: MetricParams) -> list[dict]:
+    """One row per doc id and split: the registered metrics before and after, in registration order, then
+    any other per-example figure the rows carry (eval=durable's sample_* columns)."""
+    registered = [registry.name(m.key, params) for m in registry.METRICS]
     rows = []
     for name in SPLITS:
         for i, doc in enumerate(splits[name].doc_ids):
             row = {"doc_id": doc, "split": name}
             for tag, values in (("before", before[name]), ("after", after.get(name))):
                 if values:
-                    for key, value in values[i].items():  # every per-example figure the rows carry
-                        row[f"{key}_{tag}"] = value
+                    figures = values[i]
+                    for key in [k for k in registered if k in figures] + [k for k in figures if k not in registered]:
+                        row[f"{key}_{tag}"] = figures[key]
             rows.append(row)
     return rows
 
@@ -221,7 +225,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     if cfg.save_model:
         save_model(ctx.model, tokenizer, outcome, run_dir / "model")
         results["saved_model"] = str(run_dir / "model")
-    per_example = _per_example_rows(splits, before, after, el_key)
+    per_example = _per_example_rows(splits, before, after, params)
     record.write_per_example(run_dir, per_example)
     record.write_results(run_dir, results)
     if logger is not None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from .record import per_example_columns
+
 
 def _flatten(prefix: str, value, out: dict) -> None:
     if isinstance(value, dict):
@@ -54,7 +56,7 @@ class WandbLogger:
                         "wall_seconds": results.get("wall_seconds")})
         self.run.summary.update({k: v for k, v in summary.items() if v is not None})
         if per_example:
-            columns = list(per_example[0])
+            columns = per_example_columns(per_example)  # the CSV's columns: the registered metrics, in order
             rows = [[row.get(c) for c in columns] for row in per_example]
             if self.log_text and texts:
                 columns.append("text")

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .tables import _get, _ratio, setting
+from .tables import HEADLINE, _get, _ratio, setting
 
 
 def _key(r: dict) -> tuple:
     forgotten = r.get("status") == "forgotten"
-    kept = _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10")) or 0.0
+    kept = _ratio(_get(r, "after", "retain", HEADLINE), _get(r, "before", "retain", HEADLINE)) or 0.0
     ppl = (r.get("heldout_ppl") or {}).get("ratio") or float("inf")
-    forget_el = _get(r, "after", "forget", "el_10")
+    forget_el = _get(r, "after", "forget", HEADLINE)
     if forgotten:
         return (0, -kept, ppl, r.get("epochs") or 0)
     rank = 1 if r.get("status") == "budget_exhausted" else 2
@@ -31,10 +31,10 @@ def pick(records: list[dict]) -> list[dict]:
     for method, runs in sorted(by_method.items()):
         best = min(runs, key=_key)
         out.append({"method": method, "choice": setting(best), "status": best.get("status"),
-                    "epochs": best.get("epochs"), "retain_kept": _ratio(_get(best, "after", "retain", "el_10"),
-                                                                         _get(best, "before", "retain", "el_10")),
+                    "epochs": best.get("epochs"), "retain_kept": _ratio(_get(best, "after", "retain", HEADLINE),
+                                                                         _get(best, "before", "retain", HEADLINE)),
                     "ppl_ratio": (best.get("heldout_ppl") or {}).get("ratio"),
-                    "forget_el_10": _get(best, "after", "forget", "el_10"),
+                    "forget_el_10": _get(best, "after", "forget", HEADLINE),
                     "forgotten_in_grid": sum(r.get("status") == "forgotten" for r in runs), "grid_size": len(runs)})
     return out
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tables import _get, group_key, mean_std  # noqa: E402
+from .tables import HEADLINE, _get, group_key, mean_std  # noqa: E402
 
 
 def _done(records):
@@ -61,7 +61,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
         for ax, size in zip(row, sizes):
             points = defaultdict(list)
             for r in runs:
-                x, y = _get(r, "after", "forget", "el_10"), get_y(r)
+                x, y = _get(r, "after", "forget", HEADLINE), get_y(r)
                 if group_key(r)[3] == size and x is not None and y is not None and np.isfinite([x, y]).all():
                     points[_label(r, several_models)].append((x, y))
             right = 0.0  # the x range: every point's bar and the threshold, from 0 (EL_10 >= 0)
@@ -70,7 +70,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
                 color, marker = styles[label]
                 ax.errorbar(x, y, xerr=x_std, yerr=y_std, fmt=marker, color=color, capsize=3)
                 right = max(right, x + x_std)
-            thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
+            thresholds = [_get(r, "thresholds", HEADLINE) for r in runs if group_key(r)[3] == size]
             if thresholds and thresholds[0] is not None:
                 threshold = float(np.mean(thresholds))
                 ax.axvline(threshold, color="grey", ls="--", lw=1)
@@ -117,7 +117,7 @@ def curves(records: list[dict], out: Path) -> Path | None:
             (line,) = axes[0].plot([h["epoch"] for h in lines], [h["forget_ma"] for h in lines], color=color,
                                    alpha=0.8, label=label)
             color = line.get_color()
-            el = [(h["epoch"], h["forget_el_10"]) for h in lines if "forget_el_10" in h]
+            el = [(h["epoch"], h[f"forget_{HEADLINE}"]) for h in lines if f"forget_{HEADLINE}" in h]
             if el:
                 axes[1].plot(*zip(*el), "o-", color=color, alpha=0.8, label=label)
     titles = (f"forget MA over epochs, forget set {size}", "forget EL$_{10}$, measured once MA is under its threshold")

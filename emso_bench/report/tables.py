@@ -17,19 +17,32 @@ from collections import defaultdict
 
 import numpy as np
 
-COLUMNS = [  # (header, getter)
-    ("epochs", lambda r: r.get("epochs")),
-    ("forget EL10", lambda r: _get(r, "after", "forget", "el_10")),
-    ("forget MA", lambda r: _get(r, "after", "forget", "ma")),
-    ("retain EL10", lambda r: _get(r, "after", "retain", "el_10")),
-    ("retain MA", lambda r: _get(r, "after", "retain", "ma")),
-    ("retain kept", lambda r: _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10"))),
-    ("unseen EL10", lambda r: _get(r, "after", "unseen", "el_10")),
-    ("unseen MA", lambda r: _get(r, "after", "unseen", "ma")),
-    ("utility", lambda r: (r.get("utility") or {}).get("average_after")),
-    ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
-    ("wall s", lambda r: r.get("wall_seconds")),
-]
+from ..metrics import MetricParams, registry
+
+# The tables name figures by the headline parameters (EL_10, extract@50), as the paper's tables do.
+REPORT_PARAMS = MetricParams()
+HEADLINE = registry.name("el_{el_n}", REPORT_PARAMS)  # the stop rule's EL: retain kept, the picker, the plots
+
+
+def _split_columns() -> list[tuple[str, object]]:
+    """Each split's registered report columns after erasure; retain's followed by the share of its
+    starting headline EL it kept."""
+    out = []
+    for split in ("forget", "retain", "unseen"):
+        out += [(f"{split} {label}", lambda r, s=split, k=key: _get(r, "after", s, k))
+                for label, key in registry.columns(REPORT_PARAMS)]
+        if split == "retain":
+            out.append(("retain kept", lambda r: _ratio(_get(r, "after", "retain", HEADLINE),
+                                                        _get(r, "before", "retain", HEADLINE))))
+    return out
+
+
+def columns() -> list[tuple[str, object]]:
+    """(header, getter) of the main table, built when a report is (so a metric registered later shows)."""
+    return ([("epochs", lambda r: r.get("epochs"))] + _split_columns() +
+            [("utility", lambda r: (r.get("utility") or {}).get("average_after")),
+             ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
+             ("wall s", lambda r: r.get("wall_seconds"))])
 
 
 def _last_recovery(r: dict, attack: str):
@@ -103,7 +116,7 @@ def aggregate(records: list[dict]) -> list[dict]:
             statuses[r.get("status", "failed")] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
-        for header, get in COLUMNS + DURABILITY_COLUMNS:
+        for header, get in columns() + DURABILITY_COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
             row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
@@ -126,10 +139,11 @@ HEAD = ["model", "method", "select", "forget", "setting", "status"]
 
 
 def markdown(rows: list[dict]) -> str:
-    headers = HEAD + [h for h, _ in COLUMNS]
+    main = [h for h, _ in columns()]
+    headers = HEAD + main
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h, _ in COLUMNS]
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h in main]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -150,10 +164,11 @@ def durability_markdown(rows: list[dict]) -> str | None:
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h, _ in COLUMNS for s in ("mean", "std")])
+    main = [h for h, _ in columns()]
+    writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h in main for s in ("mean", "std")])
     for row in rows:
         values = [row[h] for h in HEAD] + [row["runs"]]
-        for h, _ in COLUMNS:
+        for h in main:
             values += [row[h][0], row[h][1]] if row[h] else ["", ""]
         writer.writerow(values)
     return out.getvalue()
