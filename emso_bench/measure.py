@@ -11,7 +11,7 @@ import logging
 
 from .distributed import broadcast, gather, is_main, shard, unshard
 from .hashing import config_hash, source_hash
-from .metrics import MetricParams, measure
+from .metrics import MetricParams, measure, registry
 from .paths import PACKAGE_DIR, cache_dir
 from .record import write_atomic
 from .splits import Split
@@ -31,7 +31,7 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
     path = None
     if cache_on is not None:
         key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el,
-                           "code": METRICS_CODE})
+                           "code": METRICS_CODE, "metrics": [m.key for m in registry.METRICS]})  # one registered elsewhere too
         path = cache_dir() / "measurements" / f"{key}.json"
         if path.exists():
             log.info("%s: cached measurement %s", split.name, path.name)

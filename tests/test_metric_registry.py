@@ -1,22 +1,18 @@
 """The metric registry: a metric declared once (its registration and its function, nothing else) shows in
 the per-example CSV, the split summaries, the report's table and the W&B per-example table.
 
-The run is the real `run.execute` with method=none on the shipped memorizer (nothing is built), cut to a
-few rows per split so that it takes seconds; W&B is a stand-in module that keeps what it is given."""
+The run is the real `run.execute` with method=none on the shipped memorizer, cut to a few rows per split
+(the `small_run` fixture, conftest.py); W&B is a stand-in module that keeps what it is given."""
 from __future__ import annotations
 
 import csv
 import json
-import sys
-import types
 
 import pytest
-import torch
 
 from emso_bench import run
 from emso_bench.metrics import registry
 from emso_bench.report.cli import write_report
-from emso_bench.splits import Split
 from tests.helpers import compose
 
 
@@ -30,35 +26,6 @@ def made_up_metric():
 
     yield "first_hit"
     registry.unregister("first_hit")
-
-
-class FakeWandb(types.ModuleType):
-    """The part of `wandb` the logger calls; keeps the tables it is given."""
-
-    def __init__(self):
-        super().__init__("wandb")
-        self.tables = []
-        self.Settings = lambda **kwargs: kwargs
-        self.Image = lambda path: path
-
-    def Table(self, columns, data):  # noqa: N802 (wandb's name)
-        self.tables.append((list(columns), data))
-        return self.tables[-1]
-
-    def init(self, **kwargs):
-        return types.SimpleNamespace(log=lambda *a, **kw: None, summary={}, finish=lambda: None)
-
-
-@pytest.fixture
-def small_run(cache_root, monkeypatch):
-    """Run the shipped memorizer's splits cut to 3 rows each, held-out perplexity on 2 windows."""
-    real_splits = run.load_splits
-    monkeypatch.setattr(run, "load_splits", lambda *args: {name: Split(s.name, s.doc_ids[:3], s.seqs[:3])
-                                                           for name, s in real_splits(*args).items()})
-    monkeypatch.setattr(run, "heldout_windows", lambda tokenizer, cfg: torch.arange(200).reshape(2, 100))
-    fake = FakeWandb()
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    return fake
 
 
 def test_a_registered_metric_reaches_the_csv_the_summaries_the_report_and_wandb(made_up_metric, small_run, tmp_path):

@@ -18,6 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..metrics import MetricParams, registry
+from ..run_record import RunRecord
 
 # The tables name figures by the headline parameters (EL_10, extract@50), as the paper's tables do.
 REPORT_PARAMS = MetricParams()
@@ -29,51 +30,52 @@ def _split_columns() -> list[tuple[str, object]]:
     starting headline EL it kept."""
     out = []
     for split in ("forget", "retain", "unseen"):
-        out += [(f"{split} {label}", lambda r, s=split, k=key: _get(r, "after", s, k))
+        out += [(f"{split} {label}", lambda r, s=split, k=key: _get(r.after, s, k))
                 for label, key in registry.columns(REPORT_PARAMS)]
         if split == "retain":
-            out.append(("retain kept", lambda r: _ratio(_get(r, "after", "retain", HEADLINE),
-                                                        _get(r, "before", "retain", HEADLINE))))
+            out.append(("retain kept", lambda r: _ratio(_get(r.after, "retain", HEADLINE),
+                                                        _get(r.before, "retain", HEADLINE))))
     return out
 
 
 def columns() -> list[tuple[str, object]]:
     """(header, getter) of the main table, built when a report is (so a metric registered later shows)."""
-    return ([("epochs", lambda r: r.get("epochs"))] + _split_columns() +
-            [("utility", lambda r: (r.get("utility") or {}).get("average_after")),
-             ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
-             ("wall s", lambda r: r.get("wall_seconds"))])
+    return ([("epochs", lambda r: r.epochs)] + _split_columns() +
+            [("utility", lambda r: (r.utility or {}).get("average_after")),
+             ("ppl x", lambda r: (r.heldout_ppl or {}).get("ratio")),
+             ("wall s", lambda r: r.wall_seconds)])
 
 
-def _last_recovery(r: dict, attack: str):
-    curve = _get(r, "durability", "relearn", "attacks", attack) or {}
+def _last_recovery(r: RunRecord, attack: str):
+    curve = _get(r.durability, "relearn", "attacks", attack) or {}
     return curve[max(curve, key=int)]["recovery_ma"] if curve else None
 
 
-def _quant(r: dict, variant_prefix: str):
-    variants = _get(r, "durability", "quantize", "variants") or {}
+def _quant(r: RunRecord, variant_prefix: str):
+    variants = _get(r.durability, "quantize", "variants") or {}
     names = [v for v in variants if v.startswith(variant_prefix)]
     return variants[names[0]]["forget_ma"] if names else None
 
 
 DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives each probe, forget split
-    ("sampled match", lambda r: _get(r, "durability", "sampling", "best_match")),
-    ("sampled exact", lambda r: _get(r, "durability", "sampling", "exact_frac")),
+    ("sampled match", lambda r: _get(r.durability, "sampling", "best_match")),
+    ("sampled exact", lambda r: _get(r.durability, "sampling", "exact_frac")),
     ("relearn retain rec", lambda r: _last_recovery(r, "retain")),
     ("relearn half rec", lambda r: _last_recovery(r, "half")),
     ("int8 MA", lambda r: _quant(r, "int8_channel")),
     ("int4 MA", lambda r: _quant(r, "int4_channel")),
     ("int4 group MA", lambda r: _quant(r, "int4_g")),
-    ("MIA loss AUC", lambda r: _get(r, "durability", "mia_after", "loss")),
-    ("MIA zlib AUC", lambda r: _get(r, "durability", "mia_after", "zlib")),
-    ("MIA min-k AUC", lambda r: _get(r, "durability", "mia_after", "min_k")),
+    ("MIA loss AUC", lambda r: _get(r.durability, "mia_after", "loss")),
+    ("MIA zlib AUC", lambda r: _get(r.durability, "mia_after", "zlib")),
+    ("MIA min-k AUC", lambda r: _get(r.durability, "mia_after", "min_k")),
 ]
 
 
-def _get(r: dict, *keys):
+def _get(figures: dict | None, *keys):
+    """figures[k1][k2]..., None where a level is missing."""
     for key in keys:
-        r = r.get(key) if isinstance(r, dict) else None
-    return r
+        figures = figures.get(key) if isinstance(figures, dict) else None
+    return figures
 
 
 def _ratio(a, b):
@@ -83,18 +85,18 @@ def _ratio(a, b):
 _NOT_SETTINGS = ("model", "method", "select", "forget.", "sweeps", "+sweeps", "threads")
 
 
-def setting(r: dict) -> str:
+def setting(r: RunRecord) -> str:
     """The job's overrides besides the table's own columns and the draw: what a grid varies."""
-    items = sorted((k, v) for k, v in (r.get("_overrides") or {}).items()
+    items = sorted((k, v) for k, v in r.overrides.items()
                    if not (k in _NOT_SETTINGS or k.startswith(_NOT_SETTINGS[3])))
     return ", ".join(f"{k}={v}" for k, v in items)
 
 
-def group_key(r: dict) -> tuple:
-    forget = r.get("forget") or {}
+def group_key(r: RunRecord) -> tuple:
+    forget = r.forget or {}
     size = forget.get("size") if not forget.get("subset") and not forget.get("path") else forget.get("subset") or "file"
-    rule = r.get("select")
-    return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?", setting(r))
+    rule = r.select
+    return (r.model or "?", r.method or "?", rule or "?", size if size is not None else "?", setting(r))
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -103,17 +105,17 @@ def mean_std(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def aggregate(records: list[dict]) -> list[dict]:
+def aggregate(records: list[RunRecord]) -> list[dict]:
     """One row per group; failed and missing runs are counted in `status` and left out of the numbers."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
         groups[group_key(r)].append(r)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
-        runs = [r for r in groups[key] if r.get("status") not in ("failed", "missing")]
+        runs = [r for r in groups[key] if r.status not in ("failed", "missing")]
         statuses: dict[str, int] = defaultdict(int)
         for r in groups[key]:
-            statuses[r.get("status", "failed")] += 1
+            statuses[r.status] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
         for header, get in columns() + DURABILITY_COLUMNS:
