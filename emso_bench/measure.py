@@ -30,8 +30,9 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
         return []
     path = None
     if cache_on is not None:
+        metrics = [m.key for m in registry.METRICS]  # a metric registered outside metrics/ changes no METRICS_CODE
         key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el,
-                           "code": METRICS_CODE, "metrics": [m.key for m in registry.METRICS]})  # one registered elsewhere too
+                           "code": METRICS_CODE, "metrics": metrics})
         path = cache_dir() / "measurements" / f"{key}.json"
         if path.exists():
             log.info("%s: cached measurement %s", split.name, path.name)

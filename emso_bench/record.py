@@ -1,8 +1,9 @@
 """The run record's files: results.json (atomic), per_example.csv and train_log.jsonl in the run directory.
 
 The report, the tests and the W&B logger read these files; results.json holds a `RunRecord`
-(run_record.py), the contract in docs/design.md ("The run record"). `results.json` is written once per state change with an atomic
-rename, so a reader never sees half a file and an interrupted run leaves the previous one intact.
+(run_record.py), the contract in docs/design.md ("The run record"). `results.json` is written once per
+state change with an atomic rename, so a reader never sees half a file and an interrupted run leaves the
+previous one intact.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from emso_bench.run_record import RunRecord
 def _run(lr, status, retain_after, ppl, forget_el=0.0):
     return RunRecord(method="emso", status=status, epochs=5,
                      overrides={"method": "emso", "method.optim.lr": lr, "forget.draw": 0},
-                     before={"retain": {"el_10": 1.0}}, after={"retain": {"el_10": retain_after}, "forget": {"el_10": forget_el}},
+                     before={"retain": {"el_10": 1.0}},
+                     after={"retain": {"el_10": retain_after}, "forget": {"el_10": forget_el}},
                      heldout_ppl={"ratio": ppl})
 
 
