@@ -7,25 +7,37 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 
 import pytest
+import torch
 
 from emso_bench import run
-from emso_bench.metrics import registry
+from emso_bench.measure import measure_split
+from emso_bench.metrics import MetricParams, registry
 from emso_bench.report.cli import write_report
-from tests.helpers import compose
+from emso_bench.splits import Split
+from tests.helpers import compose, tiny_gpt_neo
 
 
-@pytest.fixture
-def made_up_metric():
+@contextmanager
+def first_hit_registered():
     """A made-up metric: whether the model's first prediction is the row's second token."""
     @registry.metric("first_hit", (registry.Summary("first_hit", "mean", column="first hit"),),
                      lower_is_forgotten=True)
     def first_hit(ex: registry.Example, params) -> bool:
         return bool(ex.a[0] == ex.x[1])
 
-    yield "first_hit"
-    registry.unregister("first_hit")
+    try:
+        yield "first_hit"
+    finally:
+        registry.unregister("first_hit")
+
+
+@pytest.fixture
+def made_up_metric():
+    with first_hit_registered() as key:
+        yield key
 
 
 def test_a_registered_metric_reaches_the_csv_the_summaries_the_report_and_wandb(made_up_metric, small_run, tmp_path):
@@ -53,3 +65,14 @@ def test_a_metric_key_is_registered_once_and_summaries_reduce_by_a_known_rule(ma
         registry.metric("first_hit", (), lower_is_forgotten=True)(lambda ex, params: 0)
     with pytest.raises(ValueError, match="reduces by 'median'"):
         registry.metric("other", (registry.Summary("other", "median"),), lower_is_forgotten=True)(lambda ex, p: 0)
+
+
+def test_a_cached_measurement_is_not_served_once_another_metric_is_registered(cache_root):
+    """The unseen split's cache is keyed by the registered metrics: a metric registered outside
+    emso_bench/metrics/ (whose code keys the cache too) is measured, not read from a stale entry."""
+    split = Split("unseen", [0, 1], [torch.arange(12) % 97, torch.arange(12, 24) % 97])
+    params, cache_on = MetricParams(el_n=2, extract_context=4, extract_k=4), {"weights": "registry-test"}
+    model = tiny_gpt_neo()
+    assert "first_hit" not in measure_split(model, split, params, cache_on=cache_on)[0]
+    with first_hit_registered():
+        assert "first_hit" in measure_split(model, split, params, cache_on=cache_on)[0]
