@@ -76,3 +76,11 @@ def test_a_cached_measurement_is_not_served_once_another_metric_is_registered(ca
     assert "first_hit" not in measure_split(model, split, params, cache_on=cache_on)[0]
     with first_hit_registered():
         assert "first_hit" in measure_split(model, split, params, cache_on=cache_on)[0]
+
+
+def test_a_summary_key_names_its_metric_and_which_way_is_forgotten():
+    params = MetricParams(el_n=5, extract_k=20)
+    assert registry.metric_of("el_5_max", params).key == "el_{el_n}"
+    assert all(registry.metric_of(k, params).lower_is_forgotten for k in ("ma", "el_5", "extract_20", "extractable_frac"))
+    with pytest.raises(KeyError, match="'el_10'"):
+        registry.metric_of("el_10", params)  # el_n=5 measures EL_5 only

@@ -103,6 +103,14 @@ def columns(params) -> list[tuple[str, str]]:
     return [(label, key) for _, label, key in sorted(listed, key=lambda c: c[0])]
 
 
+def metric_of(summary_key: str, params) -> Metric:
+    """The registered metric a split summary's key belongs to (its direction: `lower_is_forgotten`)."""
+    for m in METRICS:
+        if any(name(s.key, params) == summary_key for s in m.summaries):
+            return m
+    raise KeyError(f"no registered metric has a summary {summary_key!r}")
+
+
 def unregister(key: str) -> None:
     """Remove a registered metric (tests that register a made-up one)."""
     METRICS[:] = [m for m in METRICS if m.key != key]

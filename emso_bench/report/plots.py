@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..run_record import RunRecord  # noqa: E402
-from .tables import HEADLINE, _get, group_key, mean_std  # noqa: E402
+from ..metrics import registry  # noqa: E402
+from .tables import HEADLINE, REPORT_PARAMS, _get, group_key, mean_std  # noqa: E402
 
 
 def _done(records):
@@ -85,7 +86,9 @@ def tradeoff(records: list[RunRecord], out: Path) -> Path | None:
     handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=label) for label, (c, m) in styles.items()]
     handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="EL$_{10}$ threshold"))
     fig.legend(handles=handles, loc="center right", fontsize=7)
-    fig.suptitle("forgetting against utility: lower x is more forgotten; mean and sample std over draws", fontsize=10)
+    lower = registry.metric_of(HEADLINE, REPORT_PARAMS).lower_is_forgotten
+    fig.suptitle(f"forgetting against utility: {'lower' if lower else 'higher'} x is more forgotten; mean and sample "
+                 "std over draws", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
     path = out / "tradeoff.png"
     fig.savefig(path, dpi=120)
