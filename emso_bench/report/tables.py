@@ -107,7 +107,7 @@ def mean_std(values) -> tuple[float, float]:
 
 def aggregate(records: list[RunRecord]) -> list[dict]:
     """One row per group; failed and missing runs are counted in `status` and left out of the numbers."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for r in records:
         groups[group_key(r)].append(r)
     rows = []
