@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed, record, sweep  # noqa: F401  (sweep registers the job-folder resolver)
 from .errors import UserError
 from .paths import CONF_DIR
+from .run_record import RunRecord
 
 log = logging.getLogger("emso_bench")
 
@@ -119,8 +120,8 @@ def _launch(cfg: DictConfig, run_dir: Path, started: float) -> None:
     log.info("launching: %s", shell(cmd))
     code = subprocess.run(cmd).returncode
     if code != 0 and not record.is_finished(run_dir):
-        results = record.read_results(run_dir)
-        if not results or results.get("status") != "failed":
+        rec = record.read_record(run_dir)
+        if rec is None or rec.status != "failed":
             _record_failure(cfg, run_dir, f"distributed launch exited with status {code}", started)
         if not _is_multirun():
             sys.exit(code)
@@ -130,12 +131,11 @@ def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, 
     log.error("run failed: %s", error)
     if record.is_finished(run_dir) and not cfg.overwrite:
         return  # never replace a finished record
-    record.write_results(run_dir, {
-        "schema_version": record.SCHEMA_VERSION, "status": "failed", "error": error, "traceback": tb,
-        "model": cfg.model.name, "method": cfg.method.name, "select": cfg.select.rule, "seed": cfg.seed,
-        "forget": OmegaConf.to_container(cfg.forget, resolve=True),
-        "config": OmegaConf.to_container(cfg, resolve=False), "wall_seconds": round(time.time() - started, 1),
-        "versions": record.versions(), "git_commit": record.git_commit()})
+    record.write_results(run_dir, RunRecord(
+        status="failed", error=error, traceback=tb, model=cfg.model.name, method=cfg.method.name,
+        select=cfg.select.rule, seed=cfg.seed, forget=OmegaConf.to_container(cfg.forget, resolve=True),
+        config=OmegaConf.to_container(cfg, resolve=False), wall_seconds=round(time.time() - started, 1),
+        versions=record.versions(), git_commit=record.git_commit()))
 
 
 def cli() -> None:

@@ -11,7 +11,7 @@ import logging
 
 from .distributed import broadcast, gather, is_main, shard, unshard
 from .hashing import config_hash, source_hash
-from .metrics import MetricParams, measure
+from .metrics import MetricParams, measure, registry
 from .paths import PACKAGE_DIR, cache_dir
 from .record import write_atomic
 from .splits import Split
@@ -30,8 +30,9 @@ def measure_split(model, split: Split, params: MetricParams, with_el: bool = Tru
         return []
     path = None
     if cache_on is not None:
+        metrics = [m.key for m in registry.METRICS]  # a metric registered outside metrics/ changes no METRICS_CODE
         key = config_hash({"on": cache_on, "split": split.record(), "params": params.record(None), "el": with_el,
-                           "code": METRICS_CODE})
+                           "code": METRICS_CODE, "metrics": metrics})
         path = cache_dir() / "measurements" / f"{key}.json"
         if path.exists():
             log.info("%s: cached measurement %s", split.name, path.name)

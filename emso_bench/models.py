@@ -34,6 +34,19 @@ def model_source(model_cfg: DictConfig, build_if_missing: bool = True) -> str:
     raise UserError(f"model={model_cfg.name}: model.path is empty (expected a hub id or a local directory)")
 
 
+def model_ref(model_cfg: DictConfig, source: str, fingerprint: str) -> dict:
+    """The model as a record names it, without a machine path: its config name, the memorizer's build key
+    (from the build.json of a memorizer directory), the hub id it loaded from (None for a local
+    directory) and the hash of its weights."""
+    import json
+
+    local = Path(source).expanduser()
+    build = local / "build.json"
+    key = json.loads(build.read_text()).get("key") if local.is_dir() and build.exists() else None
+    return {"name": model_cfg.name, "memorizer_key": key, "hub_id": None if local.is_dir() else source,
+            "weights_sha256": fingerprint}
+
+
 def load_model(model_cfg: DictConfig, device: str):
     """(model, tokenizer, source) with the model in train mode on `device` in `model.dtype`."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

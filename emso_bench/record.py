@@ -1,8 +1,9 @@
-"""The run record: results.json (atomic), per_example.csv and train_log.jsonl in the run directory.
+"""The run record's files: results.json (atomic), per_example.csv and train_log.jsonl in the run directory.
 
-The report, the tests and the W&B logger read these files; their shape is the contract in
-docs/design.md ("The run record"). `results.json` is written once per state change with an atomic
-rename, so a reader never sees half a file and an interrupted run leaves the previous one intact.
+The report, the tests and the W&B logger read these files; results.json holds a `RunRecord`
+(run_record.py), the contract in docs/design.md ("The run record"). `results.json` is written once per
+state change with an atomic rename, so a reader never sees half a file and an interrupted run leaves the
+previous one intact.
 """
 from __future__ import annotations
 
@@ -17,10 +18,9 @@ from importlib import metadata
 from pathlib import Path
 
 from . import __version__
+from .run_record import FINISHED, SCHEMA_VERSION, RunRecord  # noqa: F401  (the declared record; FINISHED for readers)
 
-SCHEMA_VERSION = 1
 RESULTS, PER_EXAMPLE, TRAIN_LOG = "results.json", "per_example.csv", "train_log.jsonl"
-FINISHED = {"measured", "forgotten", "budget_exhausted", "collapsed", "retrained"}  # terminal states a re-run skips
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -32,8 +32,8 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(run_dir: Path, results: dict) -> None:
-    write_atomic(run_dir / RESULTS, json.dumps(results, indent=2, sort_keys=False, default=str) + "\n")
+def write_results(run_dir: Path, results: RunRecord) -> None:
+    write_atomic(run_dir / RESULTS, json.dumps(results.to_json(), indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_results(run_dir: Path) -> dict | None:
@@ -44,9 +44,15 @@ def read_results(run_dir: Path) -> dict | None:
         return None
 
 
-def is_finished(run_dir: Path) -> bool:
+def read_record(run_dir: Path) -> RunRecord | None:
+    """The run record of a run directory, or None when results.json is absent or unreadable."""
     results = read_results(run_dir)
-    return bool(results) and results.get("status") in FINISHED
+    return RunRecord.from_json(results) if isinstance(results, dict) else None
+
+
+def is_finished(run_dir: Path) -> bool:
+    rec = read_record(run_dir)
+    return rec is not None and rec.finished
 
 
 RUNTIME_KEYS = {"threads", "overwrite", "dry_run", "logger", "save_model", "device"}  # how a run executes, not what it computes
@@ -55,7 +61,7 @@ RUNTIME_KEYS = {"threads", "overwrite", "dry_run", "logger", "save_model", "devi
 def config_changes(run_dir: Path, config: dict) -> list[str]:
     """'key: old -> new' for every key present in both the record's resolved config and `config` whose
     value differs (runtime keys aside): a finished run of another config must not pass for this one."""
-    old = (read_results(run_dir) or {}).get("config")
+    old = getattr(read_record(run_dir), "config", None)
     changes: list[str] = []
 
     def walk(a: dict, b: dict, prefix: str) -> None:
@@ -71,9 +77,14 @@ def config_changes(run_dir: Path, config: dict) -> list[str]:
     return changes
 
 
+def per_example_columns(rows: list[dict]) -> list[str]:
+    """The columns of the per-example rows (CSV and W&B table): every key of any row, first seen first."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
 def write_per_example(run_dir: Path, rows: list[dict]) -> None:
     """One row per (doc_id, split) with the metrics before and after, written atomically."""
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    columns = per_example_columns(rows)
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{PER_EXAMPLE}.", suffix=".tmp")
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)

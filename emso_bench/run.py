@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -12,13 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from . import distributed, record
 from .errors import UserError
 from .hashing import config_hash
+from .run_record import RunRecord
 from .measure import measure_split, measure_utility
-from .metrics import MetricParams, summarize
+from .metrics import MetricParams, registry, summarize
 from .metrics.memorization import check_lengths
 from .perplexity import perplexity, windows
 from .corpus import gutenberg_split
 from .durability import suite as durability
-from .models import load_model, model_source, weights_fingerprint
+from .models import load_model, model_ref, model_source, weights_fingerprint
 from .splits import load_splits
 from .thresholds import resolve_thresholds
 from .validate import check_config
@@ -88,15 +90,19 @@ def _setup(cfg: DictConfig) -> str:
     return resolve_device(cfg.device)
 
 
-def _per_example_rows(splits, before, after, el_key) -> list[dict]:
+def _per_example_rows(splits, before, after, params: MetricParams) -> list[dict]:
+    """One row per doc id and split: the registered metrics before and after, in registration order, then
+    any other per-example figure the rows carry (eval=durable's sample_* columns)."""
+    registered = [registry.name(m.key, params) for m in registry.METRICS]
     rows = []
     for name in SPLITS:
         for i, doc in enumerate(splits[name].doc_ids):
             row = {"doc_id": doc, "split": name}
             for tag, values in (("before", before[name]), ("after", after.get(name))):
                 if values:
-                    for key, value in values[i].items():  # every per-example figure the rows carry
-                        row[f"{key}_{tag}"] = value
+                    figures = values[i]
+                    for key in [k for k in registered if k in figures] + [k for k in figures if k not in registered]:
+                        row[f"{key}_{tag}"] = figures[key]
             rows.append(row)
     return rows
 
@@ -195,40 +201,39 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         durable["mia_before"] = mia_before
         after = dict(after, forget=[dict(row, **extra) for row, extra in zip(after["forget"], sampled)])
 
-    results = {
-        "schema_version": record.SCHEMA_VERSION,
-        "model": cfg.model.name, "method": cfg.method.name, "select": cfg.select.rule,
-        "forget": OmegaConf.to_container(cfg.forget, resolve=True), "n_forget": len(splits["forget"].doc_ids),
-        "seed": cfg.seed, "status": outcome.status, "epochs": outcome.epochs, "steps": outcome.steps,
-        "wall_seconds": round(time.time() - started, 1), "erase_seconds": outcome.seconds,
-        "thresholds": thresholds,
-        "metric_params": params.record(cfg.model.target_length),
-        "model_path": source, "weights_sha256": fingerprint,
-        "splits": {name: splits[name].record() for name in SPLITS},
-        "before": summary_before, "after": summary_after,
-        "heldout_ppl": ppl, "utility": utility, "durability": durable, "selection": outcome.selection, "method_facts": outcome.extra,
-        "distributed": {"world_size": distributed.world(), "zero_stage": cfg.distributed.get("stage"),
-                        "offload": cfg.distributed.get("offload"), "precision": cfg.distributed.get("precision"),
-                        "model_dtype": cfg.model.dtype, "grad_accum": outcome.grad_accum},
-        "device": device, "torch_threads": torch.get_num_threads(),
-        "versions": record.versions(), "git_commit": record.git_commit(),
-        "config_hash": config_hash(OmegaConf.to_container(cfg, resolve=True)),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "notes": outcome.notes,
-    }
+    results = RunRecord(
+        status=outcome.status, model=cfg.model.name, method=cfg.method.name, select=cfg.select.rule,
+        forget=OmegaConf.to_container(cfg.forget, resolve=True), n_forget=len(splits["forget"].doc_ids),
+        seed=cfg.seed, epochs=outcome.epochs, steps=outcome.steps,
+        wall_seconds=round(time.time() - started, 1), erase_seconds=outcome.seconds,
+        thresholds=thresholds,
+        metric_params=params.record(cfg.model.target_length),
+        model_ref=model_ref(cfg.model, source, fingerprint), weights_sha256=fingerprint,
+        splits={name: splits[name].record() for name in SPLITS},
+        before=summary_before, after=summary_after,
+        heldout_ppl=ppl, utility=utility, durability=durable, selection=outcome.selection, method_facts=outcome.extra,
+        distributed={"world_size": distributed.world(), "zero_stage": cfg.distributed.get("stage"),
+                     "offload": cfg.distributed.get("offload"), "precision": cfg.distributed.get("precision"),
+                     "model_dtype": cfg.model.dtype, "grad_accum": outcome.grad_accum},
+        device=device, torch_threads=torch.get_num_threads(),
+        versions=record.versions(), git_commit=record.git_commit(),
+        config_hash=config_hash(OmegaConf.to_container(cfg, resolve=True)),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        notes=outcome.notes,
+    )
     if not distributed.is_main():
-        return results  # rank 0 writes the record
+        return results.to_json()  # rank 0 writes the record
     if cfg.save_model:
         save_model(ctx.model, tokenizer, outcome, run_dir / "model")
-        results["saved_model"] = str(run_dir / "model")
-    per_example = _per_example_rows(splits, before, after, el_key)
+        results.saved_model = "model"  # relative to the run directory: no machine path in the record
+    per_example = _per_example_rows(splits, before, after, params)
     record.write_per_example(run_dir, per_example)
     record.write_results(run_dir, results)
     if logger is not None:
         from .report.plots import curves
 
-        plot = curves([dict(results, _dir=str(run_dir))], run_dir) if outcome.epochs else None
+        plot = curves([replace(results, run_dir=str(run_dir))], run_dir) if outcome.epochs else None
         logger.finish(results, per_example, texts=_texts(tokenizer, splits) if cfg.logger.log_text else None,
                       plots=[plot] if plot else [])
-    log.info("%s: %s in %.0fs -> %s", cfg.method.name, outcome.status, results["wall_seconds"], run_dir / record.RESULTS)
-    return results
+    log.info("%s: %s in %.0fs -> %s", cfg.method.name, outcome.status, results.wall_seconds, run_dir / record.RESULTS)
+    return results.to_json()

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from .record import per_example_columns
+from .run_record import RunRecord
+
 
 def _flatten(prefix: str, value, out: dict) -> None:
     if isinstance(value, dict):
@@ -42,19 +45,20 @@ class WandbLogger:
         values = {f"train/{k}": v for k, v in line.items() if isinstance(v, (int, float)) and k != "epoch"}
         self.run.log(values, step=int(line.get("epoch", line.get("step", 0))))
 
-    def finish(self, results: dict, per_example: list[dict], texts: dict | None = None,
+    def finish(self, results: RunRecord, per_example: list[dict], texts: dict | None = None,
                plots: list[Path] = ()) -> None:
         summary: dict = {}
-        for key in ("before", "after", "thresholds", "heldout_ppl", "selection", "durability"):
-            _flatten(key, results.get(key), summary)
-        utility = results.get("utility") or {}
+        for key, value in (("before", results.before), ("after", results.after), ("thresholds", results.thresholds),
+                           ("heldout_ppl", results.heldout_ppl), ("selection", results.selection),
+                           ("durability", results.durability)):
+            _flatten(key, value, summary)
+        utility = results.utility or {}
         _flatten("utility", {"average_before": utility.get("average_before"),
                              "average_after": utility.get("average_after")}, summary)
-        summary.update({"status": results.get("status"), "epochs": results.get("epochs"),
-                        "wall_seconds": results.get("wall_seconds")})
+        summary.update({"status": results.status, "epochs": results.epochs, "wall_seconds": results.wall_seconds})
         self.run.summary.update({k: v for k, v in summary.items() if v is not None})
         if per_example:
-            columns = list(per_example[0])
+            columns = per_example_columns(per_example)  # the CSV's columns: the registered metrics, in order
             rows = [[row.get(c) for c in columns] for row in per_example]
             if self.log_text and texts:
                 columns.append("text")

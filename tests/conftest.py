@@ -58,3 +58,23 @@ def model(tokenizer):
     from tests.helpers import tiny_gpt_neo
 
     return tiny_gpt_neo(vocab=len(tokenizer), positions=2048, window=16, eos=tokenizer.eos_token_id)
+
+
+@pytest.fixture
+def small_run(cache_root, monkeypatch):
+    """`run.execute` on the shipped memorizer (nothing built) with its splits cut to 3 rows each and held-out
+    perplexity on 2 windows: a whole run in seconds. W&B is a stand-in (`logger=wandb` keeps its tables
+    in the returned FakeWandb)."""
+    import sys
+
+    from emso_bench import run
+    from emso_bench.splits import Split
+    from tests.helpers import FakeWandb
+
+    real_splits = run.load_splits
+    monkeypatch.setattr(run, "load_splits", lambda *args: {name: Split(s.name, s.doc_ids[:3], s.seqs[:3])
+                                                           for name, s in real_splits(*args).items()})
+    monkeypatch.setattr(run, "heldout_windows", lambda tokenizer, cfg: torch.arange(200).reshape(2, 100))
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    return fake

@@ -1,9 +1,11 @@
-"""Test helpers: the composed config, tiny models, float64 attention, the literal EL, the CLI in a subprocess."""
+"""Test helpers: the composed config, tiny models, float64 attention, the literal EL, the CLI in a subprocess,
+a stand-in wandb."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -114,3 +116,20 @@ def read_wandb_history(run_file: Path) -> list[dict]:
                 rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                              for item in record.history.item})
     return rows
+
+
+class FakeWandb(types.ModuleType):
+    """The part of `wandb` the logger calls, keeping the tables it is given (no W&B service started)."""
+
+    def __init__(self):
+        super().__init__("wandb")
+        self.tables = []
+        self.Settings = lambda **kwargs: kwargs
+        self.Image = lambda path: path
+
+    def Table(self, columns, data):  # noqa: N802 (wandb's name)
+        self.tables.append((list(columns), data))
+        return self.tables[-1]
+
+    def init(self, **kwargs):
+        return types.SimpleNamespace(log=lambda *a, **kw: None, summary={}, finish=lambda: None)

@@ -33,8 +33,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 MEM, GREEDY, NEO = "emso_bench/metrics/memorization.py", "emso_bench/metrics/greedy.py", "emso_bench/metrics/neo_decode.py"
+REG = "emso_bench/metrics/registry.py"  # the split summaries' reducers
 ENGINE, SELECT, VALIDATE = "emso_bench/engine.py", "emso_bench/selection.py", "emso_bench/validate.py"
-SCOPE = (MEM, GREEDY, NEO, ENGINE, SELECT)  # the code the issue asks to measure; the rest guards other tests
+SCOPE = (MEM, REG, GREEDY, NEO, ENGINE, SELECT)  # the code the issue asks to measure; the rest guards other tests
 
 CLOSED = "tests/test_metrics_closed_form.py"
 MEASURED = f"{CLOSED}::test_measure_gives_the_hand_computed_figures"
@@ -80,7 +81,7 @@ MUTANTS = [
     Mutant("el_first_prefix_ignored", MEM, "    was_training = model.training\n",
            "    params = MetricParams(**{**asdict(params), 'el_first_prefix': 1})\n    was_training = model.training\n",
            (MEASURED, RECITES)),
-    Mutant("el_max_is_a_mean", MEM, 'out[f"{el}_max"] = float(np.max(values))', 'out[f"{el}_max"] = float(np.mean(values))',
+    Mutant("el_max_is_a_mean", MEM, 'Summary("el_{el_n}_max", "max")', 'Summary("el_{el_n}_max", "mean")',
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
     Mutant("engine_forgotten_when_either_is_below", ENGINE, 'thresholds[el_key] and line["forget_ma"]',
            'thresholds[el_key] or line["forget_ma"]', (ENG,)),
@@ -96,16 +97,16 @@ MUTANTS = [
            (f"{CLOSED}::test_ma_counts_every_predicted_position_from_the_first_to_the_last", MEASURED)),
     Mutant("ma_skips_the_last_position", MEM, "return (a == x[1:]).double()", "return (a[:-1] == x[1:-1]).double()",
            (f"{CLOSED}::test_ma_counts_every_predicted_position_from_the_first_to_the_last", MEASURED)),
-    Mutant("summary_ma_is_a_median", MEM, '"ma": float(np.mean([r["ma"]', '"ma": float(np.median([r["ma"]',
+    Mutant("summary_ma_is_a_max", MEM, 'Summary("ma", "mean"', 'Summary("ma", "max"',
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
-    Mutant("summary_el_is_a_median", MEM, "out[el] = float(np.mean(values))", "out[el] = float(np.median(values))",
+    Mutant("summary_el_is_a_max", MEM, 'Summary("el_{el_n}", "mean"', 'Summary("el_{el_n}", "max"',
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
-    Mutant("summary_above_threshold_inclusive", MEM, "[v > threshold_el for v in values]", "[v >= threshold_el for v in values]",
+    Mutant("summary_above_threshold_inclusive", REG, "[v > threshold for v in values]", "[v >= threshold for v in values]",
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
-    Mutant("summary_extract_run_is_a_max", MEM, '"extract_run": float(np.mean(', '"extract_run": float(np.max(',
+    Mutant("summary_extract_run_is_a_max", MEM, 'Summary("extract_run", "mean")', 'Summary("extract_run", "max")',
            (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
-    Mutant("summary_extractable_counts_extract", MEM, 'np.mean([r["extractable"] for r in rows])',
-           'np.mean([r["extract"] for r in rows])', (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
+    Mutant("summary_extractable_is_a_max", MEM, 'Summary("extractable_frac", "mean")',
+           'Summary("extractable_frac", "max")', (f"{CLOSED}::test_summarize_gives_means_the_max_and_the_fraction_above_the_threshold",)),
     Mutant("el_term_looks_up_the_continuation", MEM, "found = set(truth)", "found = set(ngram_list(continuation, n))",
            (f"{CLOSED}::test_el_term_divides_by_every_ngram_of_the_truth_repeats_included", MEASURED)),
     Mutant("ngrams_drop_the_last", MEM, "for i in range(len(seq) - n + 1)]", "for i in range(len(seq) - n)]", (MEASURED,)),
@@ -172,8 +173,8 @@ MUTANTS = [
     Mutant("metric_cache_key_covers_other_code", "emso_bench/measure.py", 'source_hash(PACKAGE_DIR / "metrics")',
            'source_hash(PACKAGE_DIR / "metrics", PACKAGE_DIR / "tasks")',
            ("tests/test_metrics.py::test_the_metric_code_key_is_the_metric_files_and_changes_with_any_of_them",)),
-    Mutant("measurement_cache_ignores_the_code", "emso_bench/measure.py", '"el": with_el,\n                           "code": METRICS_CODE}',
-           '"el": with_el}', ("tests/test_metrics.py::test_a_cached_measurement_is_reused_only_under_the_same_metric_code",)),
+    Mutant("measurement_cache_ignores_the_code", "emso_bench/measure.py", '"code": METRICS_CODE, "metrics": metrics}',
+           '"metrics": metrics}', ("tests/test_metrics.py::test_a_cached_measurement_is_reused_only_under_the_same_metric_code",)),
     Mutant("utility_cache_key_ignores_yaml", "emso_bench/measure.py", 'PACKAGE_DIR / "utility", patterns=("*.py", "*.yaml"))',
            'PACKAGE_DIR / "utility", patterns=("*.py",))',
            ("tests/test_metrics.py::test_the_utility_code_key_covers_the_task_yaml_and_the_harness_code",)),

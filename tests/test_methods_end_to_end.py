@@ -13,7 +13,7 @@ from emso_bench.run import execute
 from tests.helpers import compose
 
 RECORD_KEYS = {"schema_version", "model", "method", "select", "forget", "n_forget", "seed", "status", "epochs",
-               "steps", "wall_seconds", "thresholds", "metric_params", "model_path", "weights_sha256", "splits",
+               "steps", "wall_seconds", "thresholds", "metric_params", "model_ref", "weights_sha256", "splits",
                "before", "after", "utility", "selection", "distributed", "versions", "git_commit", "config_hash",
                "heldout_ppl"}
 

@@ -3,14 +3,15 @@ smaller perplexity rise; with no forgotten run, the lowest forget EL_10, a spent
 from __future__ import annotations
 
 from emso_bench.report.pick import pick
+from emso_bench.run_record import RunRecord
 
 
 def _run(lr, status, retain_after, ppl, forget_el=0.0):
-    return {"method": "emso", "status": status, "epochs": 5, "_overrides": {"method": "emso", "method.optim.lr": lr,
-                                                                            "forget.draw": 0},
-            "before": {"retain": {"el_10": 1.0}}, "after": {"retain": {"el_10": retain_after},
-                                                            "forget": {"el_10": forget_el}},
-            "heldout_ppl": {"ratio": ppl}}
+    return RunRecord(method="emso", status=status, epochs=5,
+                     overrides={"method": "emso", "method.optim.lr": lr, "forget.draw": 0},
+                     before={"retain": {"el_10": 1.0}},
+                     after={"retain": {"el_10": retain_after}, "forget": {"el_10": forget_el}},
+                     heldout_ppl={"ratio": ppl})
 
 
 def test_pick_prefers_forgotten_then_retain_kept_then_perplexity():

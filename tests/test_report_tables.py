@@ -3,25 +3,27 @@ record, failed and missing runs counted in the status and kept out of the number
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from emso_bench.report.tables import aggregate, markdown
+from emso_bench.run_record import RunRecord
 
 
 def _run(draw, status="forgotten", forget_ma=0.1, retain=(0.9, 0.3), unseen_ma=0.08, ppl=1.2):
-    return {"model": "memorizer", "method": "ga", "select": "all", "status": status, "epochs": 10 + draw,
-            "forget": {"size": 128, "draw": draw}, "_overrides": {"method": "ga", "forget.draw": draw},
-            "before": {"retain": {"el_10": retain[0]}},
-            "after": {"forget": {"el_10": 0.0, "ma": forget_ma}, "retain": {"el_10": retain[1], "ma": 0.2 * draw},
-                      "unseen": {"el_10": 0.0, "ma": unseen_ma}},
-            "heldout_ppl": {"ratio": ppl}, "wall_seconds": 100.0 * draw}
+    return RunRecord(model="memorizer", method="ga", select="all", status=status, epochs=10 + draw,
+                     forget={"size": 128, "draw": draw}, overrides={"method": "ga", "forget.draw": draw},
+                     before={"retain": {"el_10": retain[0]}},
+                     after={"forget": {"el_10": 0.0, "ma": forget_ma}, "retain": {"el_10": retain[1], "ma": 0.2 * draw},
+                            "unseen": {"el_10": 0.0, "ma": unseen_ma}},
+                     heldout_ppl={"ratio": ppl}, wall_seconds=100.0 * draw)
 
 
 def test_a_row_holds_the_mean_and_spread_of_every_metric_over_the_recorded_draws():
     runs = [_run(1, unseen_ma=0.06, retain=(0.9, 0.45)), _run(2, unseen_ma=0.10, retain=(0.9, 0.15), ppl=math.inf),
-            {"method": "ga", "select": "all", "model": "memorizer", "status": "failed", "forget": {"size": 128, "draw": 3},
-             "_overrides": {"method": "ga", "forget.draw": 3}}]
+            RunRecord(method="ga", select="all", model="memorizer", status="failed", forget={"size": 128, "draw": 3},
+                      overrides={"method": "ga", "forget.draw": 3})]
     (row,) = aggregate(runs)
     assert row["status"] == "1 failed, 2 forgotten" and row["runs"] == 2 and row["forget"] == 128
     mean, std, n = row["unseen MA"]
@@ -41,10 +43,10 @@ def test_tradeoff_plot_orders_forget_sizes_numerically_and_needs_no_utility(tmp_
     from emso_bench.report.plots import _size_order, tradeoff
 
     assert sorted([256, "lm_extraction_128_0", 32, 128], key=_size_order) == [32, 128, 256, "lm_extraction_128_0"]
-    runs = [_run(1), dict(_run(2), forget={"size": 32, "draw": 2})]  # no utility: perplexity panels only
+    runs = [_run(1), replace(_run(2), forget={"size": 32, "draw": 2})]  # no utility: perplexity panels only
     path = tradeoff(runs, tmp_path)
     assert path == tmp_path / "tradeoff.png" and path.stat().st_size > 0
-    assert tradeoff([dict(_run(1), status="failed")], tmp_path / "none") is None  # nothing measured: no plot
+    assert tradeoff([replace(_run(1), status="failed")], tmp_path / "none") is None  # nothing measured: no plot
 
 
 def test_tradeoff_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
@@ -56,7 +58,7 @@ def test_tradeoff_error_bars_are_the_tables_sample_std(tmp_path, monkeypatch):
     draw = matplotlib.axes.Axes.errorbar
     monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda ax, *a, **kw: calls.append((a, kw)) or draw(ax, *a, **kw))
     runs = [_run(1, ppl=1.1), _run(2, ppl=1.3)]
-    runs[1]["after"]["forget"]["el_10"] = 2e-4
+    runs[1].after["forget"]["el_10"] = 2e-4
     tradeoff(runs + [_run(3, ppl=math.inf)], tmp_path)  # an infinite ratio is no point, as in the table
     ((x, y), kw), = calls  # one row, one size, the perplexity panel only
     assert (x, y) == pytest.approx((1e-4, 1.2))
@@ -72,7 +74,7 @@ def test_tradeoff_x_range_shows_the_threshold_apart_from_points_that_all_forgot(
     axes = []
     save = matplotlib.figure.Figure.savefig
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **kw: axes.extend(fig.axes) or save(fig, *a, **kw))
-    runs = [dict(_run(d), thresholds={"el_10": 3e-6}) for d in (1, 2)]  # every point at EL_10 = 0
+    runs = [replace(_run(d), thresholds={"el_10": 3e-6}) for d in (1, 2)]  # every point at EL_10 = 0
     tradeoff(runs, tmp_path)
     (ax,) = axes
     left, right = ax.get_xlim()
@@ -89,8 +91,8 @@ def test_curves_plot_reads_each_runs_epoch_log_and_skips_runs_without_epochs(tmp
     run_dir.mkdir()
     epochs = [{"epoch": 1, "forget_ma": 0.9}, {"epoch": 2, "forget_ma": 0.2, "forget_el_10": 0.0}]
     (run_dir / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in epochs))
-    path = curves([dict(_run(1), _dir=str(run_dir))], tmp_path)
+    path = curves([replace(_run(1), run_dir=str(run_dir))], tmp_path)
     assert path == tmp_path / "curves.png" and path.stat().st_size > 0
     # task vector has no epochs of ascent, a failed run has no history: nothing to draw
-    assert curves([dict(_run(1), method="task_vector", _dir=str(run_dir)), dict(_run(2), status="failed")],
+    assert curves([replace(_run(1), method="task_vector", run_dir=str(run_dir)), replace(_run(2), status="failed")],
                   tmp_path / "none") is None

@@ -29,7 +29,9 @@ def test_a_reduced_gpt_neo_125m_writes_complete_records_for_emso_and_ga(tmp_path
         assert run["missing"] == [], (method, run["missing"])
         results = json.loads((tmp_path / method / "results.json").read_text())
         assert results["epochs"] == 1 and results["model"] == "gpt-neo-125m"
-        assert results["model_path"] == str((tmp_path / "model").resolve())
+        assert "model_path" not in results and results["config"]["model"]["path"] == str(tmp_path / "model")
+        assert results["model_ref"] == {"name": "gpt-neo-125m", "memorizer_key": None, "hub_id": None,
+                                        "weights_sha256": results["weights_sha256"]}  # a local folder: no path
         assert results["n_forget"] == 1 and results["utility"]["after"]["emso_copa/n"] == 1
         measured = run["profile"]["components"]
         assert set(measured) == COMPONENTS and all(c["calls"] >= 1 for c in measured.values()), method

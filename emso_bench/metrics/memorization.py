@@ -25,10 +25,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from .greedy import greedy_branches, teacher_forced
+from .registry import Example, Summary, metric, per_example, summaries
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,38 @@ def _extraction(x: torch.Tensor, a: torch.Tensor, c: int, k: int, first: int) ->
     return run == k, run, longest >= k
 
 
+# The registered per-example metrics, in the order of the CSV's columns and the summaries' keys.
+@metric("ma", (Summary("ma", "mean", column="MA", column_order=1),), lower_is_forgotten=True)
+def _ma(ex: Example, params: MetricParams) -> float:
+    return memorization_accuracy(ex.x, ex.a)
+
+
+def _extraction_of(ex: Example, params: MetricParams) -> tuple[bool, int, bool]:
+    return _extraction(ex.x, ex.a, params.extract_context, params.extract_k, params.el_first_prefix)
+
+
+@metric("extract", (Summary("extract_{extract_k}", "mean"),), lower_is_forgotten=True)
+def _extract(ex: Example, params: MetricParams) -> bool:
+    return _extraction_of(ex, params)[0]
+
+
+@metric("extract_run", (Summary("extract_run", "mean"),), lower_is_forgotten=True)
+def _extract_run(ex: Example, params: MetricParams) -> int:
+    return _extraction_of(ex, params)[1]
+
+
+@metric("extractable", (Summary("extractable_frac", "mean"),), lower_is_forgotten=True)
+def _extractable(ex: Example, params: MetricParams) -> bool:
+    return _extraction_of(ex, params)[2]
+
+
+@metric("el_{el_n}", (Summary("el_{el_n}", "mean", column="EL{el_n}", column_order=0), Summary("el_{el_n}_max", "max"),
+                      Summary("el_{el_n}_above_threshold_frac", "above_threshold")),
+        lower_is_forgotten=True, needs_el=True)
+def _el(ex: Example, params: MetricParams) -> float:
+    return extraction_likelihood(ex.x, ex.a, ex.branches, ex.i, params.el_n, params.el_first_prefix)
+
+
 def check_lengths(seqs: Sequence[torch.Tensor], params: MetricParams, what: str) -> None:
     """Raise ValueError naming `what` when a sequence is too short for EL_n or extract@k."""
     need = max(params.el_first_prefix + params.el_n, params.extract_context + params.extract_k)
@@ -103,7 +135,7 @@ def check_lengths(seqs: Sequence[torch.Tensor], params: MetricParams, what: str)
 
 @torch.no_grad()
 def measure(model, seqs: Sequence[torch.Tensor], params: MetricParams, with_el: bool = True) -> list[dict]:
-    """Per-example {ma, el_n (when with_el), extract, extract_run, extractable} for each sequence."""
+    """Per-example figures of each sequence: every registered metric (below), those needing EL when with_el."""
     was_training = model.training
     model.eval()
     preds: list = [None] * len(seqs)
@@ -122,30 +154,13 @@ def measure(model, seqs: Sequence[torch.Tensor], params: MetricParams, with_el: 
             del kv
     finally:
         model.train(was_training)
-    rows = []
-    for i, (x, a) in enumerate(zip(seqs, preds)):
-        extract, run, extractable = _extraction(x, a, params.extract_context, params.extract_k, params.el_first_prefix)
-        row = {"ma": memorization_accuracy(x, a), "extract": extract, "extract_run": run, "extractable": extractable}
-        if with_el:
-            row[f"el_{params.el_n}"] = extraction_likelihood(x, a, branches, i, params.el_n, params.el_first_prefix)
-        rows.append(row)
-    return rows
+    return [per_example(Example(x, a, branches, i), params, with_el) for i, (x, a) in enumerate(zip(seqs, preds))]
 
 
 def summarize(rows: list[dict], params: MetricParams, threshold_el: float | None = None) -> dict:
-    """Split-level figures: means, the tail (largest EL_n, fraction still extractable), n."""
-    el = f"el_{params.el_n}"
-    out = {"n": len(rows), "ma": float(np.mean([r["ma"] for r in rows])),
-           f"extract_{params.extract_k}": float(np.mean([r["extract"] for r in rows])),
-           "extract_run": float(np.mean([r["extract_run"] for r in rows])),
-           "extractable_frac": float(np.mean([r["extractable"] for r in rows]))}
-    if rows and el in rows[0]:
-        values = [r[el] for r in rows]
-        out[el] = float(np.mean(values))
-        out[f"{el}_max"] = float(np.max(values))
-        if threshold_el is not None:
-            out[f"{el}_above_threshold_frac"] = float(np.mean([v > threshold_el for v in values]))
-    return out
+    """Split-level figures: n and every registered summary (means, the tail: largest EL_n, fraction still
+    extractable, fraction above the EL threshold when it is given)."""
+    return summaries(rows, params, {f"el_{params.el_n}": threshold_el} if threshold_el is not None else None)
 
 
 __all__ = ["MetricParams", "measure", "summarize", "el_at", "check_lengths", "asdict"]

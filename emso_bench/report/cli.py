@@ -24,7 +24,7 @@ def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     rows = aggregate(records)
     out.mkdir(parents=True, exist_ok=True)
     plots = [p for p in (tradeoff(records, out), curves(records, out)) if p is not None]
-    counts = {s: sum(r.get("status") == s for r in records) for s in sorted({r.get("status") for r in records})}
+    counts = {s: sum(r.status == s for r in records) for s in sorted({r.status for r in records})}
     md = [f"# Report: {root}", "", f"{len(records)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
           "Mean ± sample std (n - 1) over the draws with a record (a cell with fewer values than the row's runs "
           "says how many); `retain kept` is retain EL_10 after / before; `ppl x` is "

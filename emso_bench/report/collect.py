@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from ..paths import CONF_DIR
+from ..run_record import RunRecord
 
 # The flags that do not name a job (threads, logger, ...): the same list Hydra leaves out of job folder names.
 IGNORED_KEYS = frozenset(yaml.safe_load((CONF_DIR / "hydra" / "default.yaml").read_text())
@@ -43,7 +44,7 @@ def expected_jobs(sweep_dir: Path) -> list[dict]:
     return [{k.lstrip("+~"): v for k, v in job if k.lstrip("+~") not in IGNORED_KEYS} for job in pairs]
 
 
-def _missing_record(job: dict) -> dict:
+def _missing_record(job: dict) -> RunRecord:
     """A stand-in record for an expected job without results: its config composed, status `missing`."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -53,21 +54,19 @@ def _missing_record(job: dict) -> dict:
     overrides = [f"{k}={v}" if not k.startswith("sweeps") else f"+{k}={v}" for k, v in job.items()]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return {"status": "missing", "model": cfg.model.name, "method": cfg.method.name, "select": cfg.select.rule,
-            "forget": OmegaConf.to_container(cfg.forget, resolve=True), "_overrides": job, "_dir": None}
+    return RunRecord(status="missing", model=cfg.model.name, method=cfg.method.name, select=cfg.select.rule,
+                     forget=OmegaConf.to_container(cfg.forget, resolve=True), overrides=job)
 
 
-def collect(root: Path) -> list[dict]:
-    """Every record under root (results.json plus `_dir` and `_overrides`), and a `missing` stand-in for
-    every job the sweep expected that left no record."""
+def collect(root: Path) -> list[RunRecord]:
+    """Every record under root (with the folder it was found in and the job's overrides), and a `missing`
+    stand-in for every job the sweep expected that left no record."""
     records = []
     for path in sorted(root.rglob("results.json")):
         try:
             results = json.loads(path.read_text())
         except json.JSONDecodeError:
             results = {"status": "failed", "error": "unreadable results.json"}
-        results["_dir"] = str(path.parent)
-        results["_overrides"] = _overrides(path.parent)
-        records.append(results)
-    found = [r["_overrides"] for r in records]
+        records.append(RunRecord.from_json(results, run_dir=str(path.parent), overrides=_overrides(path.parent)))
+    found = [r.overrides for r in records]
     return records + [_missing_record(job) for job in expected_jobs(root) if job not in found]

@@ -7,35 +7,36 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .tables import _get, _ratio, setting
+from ..run_record import RunRecord
+from .tables import HEADLINE, _get, _ratio, setting
 
 
-def _key(r: dict) -> tuple:
-    forgotten = r.get("status") == "forgotten"
-    kept = _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10")) or 0.0
-    ppl = (r.get("heldout_ppl") or {}).get("ratio") or float("inf")
-    forget_el = _get(r, "after", "forget", "el_10")
+def _key(r: RunRecord) -> tuple:
+    forgotten = r.status == "forgotten"
+    kept = _ratio(_get(r.after, "retain", HEADLINE), _get(r.before, "retain", HEADLINE)) or 0.0
+    ppl = (r.heldout_ppl or {}).get("ratio") or float("inf")
+    forget_el = _get(r.after, "forget", HEADLINE)
     if forgotten:
-        return (0, -kept, ppl, r.get("epochs") or 0)
-    rank = 1 if r.get("status") == "budget_exhausted" else 2
+        return (0, -kept, ppl, r.epochs or 0)
+    rank = 1 if r.status == "budget_exhausted" else 2
     return (rank, forget_el if forget_el is not None else float("inf"), -kept, ppl)
 
 
-def pick(records: list[dict]) -> list[dict]:
+def pick(records: list[RunRecord]) -> list[dict]:
     """One line per method: the chosen grid point, why, and the figures it was chosen on."""
     by_method: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        if r.get("status") not in ("failed", "missing"):
-            by_method[r.get("method", "?")].append(r)
+        if r.status not in ("failed", "missing"):
+            by_method[r.method or "?"].append(r)
     out = []
     for method, runs in sorted(by_method.items()):
         best = min(runs, key=_key)
-        out.append({"method": method, "choice": setting(best), "status": best.get("status"),
-                    "epochs": best.get("epochs"), "retain_kept": _ratio(_get(best, "after", "retain", "el_10"),
-                                                                         _get(best, "before", "retain", "el_10")),
-                    "ppl_ratio": (best.get("heldout_ppl") or {}).get("ratio"),
-                    "forget_el_10": _get(best, "after", "forget", "el_10"),
-                    "forgotten_in_grid": sum(r.get("status") == "forgotten" for r in runs), "grid_size": len(runs)})
+        out.append({"method": method, "choice": setting(best), "status": best.status,
+                    "epochs": best.epochs, "retain_kept": _ratio(_get(best.after, "retain", HEADLINE),
+                                                                  _get(best.before, "retain", HEADLINE)),
+                    "ppl_ratio": (best.heldout_ppl or {}).get("ratio"),
+                    "forget_el_10": _get(best.after, "forget", HEADLINE),
+                    "forgotten_in_grid": sum(r.status == "forgotten" for r in runs), "grid_size": len(runs)})
     return out
 
 

@@ -14,14 +14,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .tables import _get, group_key, mean_std  # noqa: E402
+from ..run_record import RunRecord  # noqa: E402
+from ..metrics import registry  # noqa: E402
+from .tables import HEADLINE, REPORT_PARAMS, _get, group_key, mean_std  # noqa: E402
 
 
 def _done(records):
-    return [r for r in records if r.get("status") not in ("failed", "missing")]
+    return [r for r in records if r.status not in ("failed", "missing")]
 
 
-def _label(r: dict, with_model: bool) -> str:
+def _label(r: RunRecord, with_model: bool) -> str:
     """One marker per table row: method[/rule] [grid setting, last key parts] [@model]."""
     model, method, rule, _, setting = group_key(r)
     label = method + ("" if rule in ("all", "contrastive") else f"/{rule}")
@@ -35,14 +37,14 @@ def _size_order(size) -> tuple:
     return (0, size, "") if isinstance(size, (int, float)) else (1, 0, str(size))
 
 
-def _y_metrics(runs: list[dict]) -> list[tuple[str, object]]:
+def _y_metrics(runs: list[RunRecord]) -> list[tuple[str, object]]:
     """Utility after (when measured) and the held-out perplexity ratio: one row of panels each."""
-    utility = ("utility: mean accuracy after", lambda r: (r.get("utility") or {}).get("average_after"))
-    ppl = ("held-out perplexity after / before", lambda r: (r.get("heldout_ppl") or {}).get("ratio"))
+    utility = ("utility: mean accuracy after", lambda r: (r.utility or {}).get("average_after"))
+    ppl = ("held-out perplexity after / before", lambda r: (r.heldout_ppl or {}).get("ratio"))
     return [m for m in (utility, ppl) if any(m[1](r) is not None for r in runs)]
 
 
-def tradeoff(records: list[dict], out: Path) -> Path | None:
+def tradeoff(records: list[RunRecord], out: Path) -> Path | None:
     """Forget EL_10 after (x) against utility after and the held-out perplexity ratio (y, one row each),
     one panel per forget size, one marker per row of the table (method, rule, grid setting, model: mean
     and sample std over the draws with finite values, as the table), with the same colour and shape for a
@@ -52,7 +54,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
     if not runs or not metrics:
         return None
     sizes = sorted({group_key(r)[3] for r in runs}, key=_size_order)
-    several_models = len({r.get("model") for r in runs}) > 1
+    several_models = len({r.model for r in runs}) > 1
     labels = sorted({_label(r, several_models) for r in runs})
     styles = {label: (plt.cm.tab10(i % 10), "osD^v<>"[i // 10 % 7]) for i, label in enumerate(labels)}
     fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(4.2 * len(sizes) + 2, 3.6 * len(metrics)),
@@ -61,7 +63,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
         for ax, size in zip(row, sizes):
             points = defaultdict(list)
             for r in runs:
-                x, y = _get(r, "after", "forget", "el_10"), get_y(r)
+                x, y = _get(r.after, "forget", HEADLINE), get_y(r)
                 if group_key(r)[3] == size and x is not None and y is not None and np.isfinite([x, y]).all():
                     points[_label(r, several_models)].append((x, y))
             right = 0.0  # the x range: every point's bar and the threshold, from 0 (EL_10 >= 0)
@@ -70,7 +72,7 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
                 color, marker = styles[label]
                 ax.errorbar(x, y, xerr=x_std, yerr=y_std, fmt=marker, color=color, capsize=3)
                 right = max(right, x + x_std)
-            thresholds = [_get(r, "thresholds", "el_10") for r in runs if group_key(r)[3] == size]
+            thresholds = [_get(r.thresholds, HEADLINE) for r in runs if group_key(r)[3] == size]
             if thresholds and thresholds[0] is not None:
                 threshold = float(np.mean(thresholds))
                 ax.axvline(threshold, color="grey", ls="--", lw=1)
@@ -84,7 +86,9 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
     handles = [plt.Line2D([], [], color=c, marker=m, ls="", label=label) for label, (c, m) in styles.items()]
     handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="EL$_{10}$ threshold"))
     fig.legend(handles=handles, loc="center right", fontsize=7)
-    fig.suptitle("forgetting against utility: lower x is more forgotten; mean and sample std over draws", fontsize=10)
+    lower = registry.metric_of(HEADLINE, REPORT_PARAMS).lower_is_forgotten
+    fig.suptitle(f"forgetting against utility: {'lower' if lower else 'higher'} x is more forgotten; mean and sample "
+                 "std over draws", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
     path = out / "tradeoff.png"
     fig.savefig(path, dpi=120)
@@ -92,24 +96,24 @@ def tradeoff(records: list[dict], out: Path) -> Path | None:
     return path
 
 
-def _history(r: dict) -> list[dict]:
-    path = Path(r["_dir"]) / "train_log.jsonl" if r.get("_dir") else None
+def _history(r: RunRecord) -> list[dict]:
+    path = Path(r.run_dir) / "train_log.jsonl" if r.run_dir else None
     if path is None or not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def curves(records: list[dict], out: Path) -> Path | None:
+def curves(records: list[RunRecord], out: Path) -> Path | None:
     """Forget MA and EL_10 per epoch, one line per method (the runs of the most common forget size)."""
-    runs = [r for r in _done(records) if r.get("method") not in ("none", "task_vector")]
+    runs = [r for r in _done(records) if r.method not in ("none", "task_vector")]
     if not runs:
         return None
     sizes = [group_key(r)[3] for r in runs]
     size = max(set(sizes), key=sizes.count)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for method in sorted({r["method"] for r in runs}):
+    for method in sorted({r.method for r in runs}):
         color = None
-        for i, r in enumerate(x for x in runs if x["method"] == method and group_key(x)[3] == size):
+        for i, r in enumerate(x for x in runs if x.method == method and group_key(x)[3] == size):
             lines = [h for h in _history(r) if "forget_ma" in h]
             if not lines:
                 continue
@@ -117,7 +121,7 @@ def curves(records: list[dict], out: Path) -> Path | None:
             (line,) = axes[0].plot([h["epoch"] for h in lines], [h["forget_ma"] for h in lines], color=color,
                                    alpha=0.8, label=label)
             color = line.get_color()
-            el = [(h["epoch"], h["forget_el_10"]) for h in lines if "forget_el_10" in h]
+            el = [(h["epoch"], h[f"forget_{HEADLINE}"]) for h in lines if f"forget_{HEADLINE}" in h]
             if el:
                 axes[1].plot(*zip(*el), "o-", color=color, alpha=0.8, label=label)
     titles = (f"forget MA over epochs, forget set {size}", "forget EL$_{10}$, measured once MA is under its threshold")

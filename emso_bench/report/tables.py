@@ -17,50 +17,65 @@ from collections import defaultdict
 
 import numpy as np
 
-COLUMNS = [  # (header, getter)
-    ("epochs", lambda r: r.get("epochs")),
-    ("forget EL10", lambda r: _get(r, "after", "forget", "el_10")),
-    ("forget MA", lambda r: _get(r, "after", "forget", "ma")),
-    ("retain EL10", lambda r: _get(r, "after", "retain", "el_10")),
-    ("retain MA", lambda r: _get(r, "after", "retain", "ma")),
-    ("retain kept", lambda r: _ratio(_get(r, "after", "retain", "el_10"), _get(r, "before", "retain", "el_10"))),
-    ("unseen EL10", lambda r: _get(r, "after", "unseen", "el_10")),
-    ("unseen MA", lambda r: _get(r, "after", "unseen", "ma")),
-    ("utility", lambda r: (r.get("utility") or {}).get("average_after")),
-    ("ppl x", lambda r: (r.get("heldout_ppl") or {}).get("ratio")),
-    ("wall s", lambda r: r.get("wall_seconds")),
-]
+from ..metrics import MetricParams, registry
+from ..run_record import RunRecord
+
+# The tables name figures by the headline parameters (EL_10, extract@50), as the paper's tables do.
+REPORT_PARAMS = MetricParams()
+HEADLINE = registry.name("el_{el_n}", REPORT_PARAMS)  # the stop rule's EL: retain kept, the picker, the plots
 
 
-def _last_recovery(r: dict, attack: str):
-    curve = _get(r, "durability", "relearn", "attacks", attack) or {}
+def _split_columns() -> list[tuple[str, object]]:
+    """Each split's registered report columns after erasure; retain's followed by the share of its
+    starting headline EL it kept."""
+    out = []
+    for split in ("forget", "retain", "unseen"):
+        out += [(f"{split} {label}", lambda r, s=split, k=key: _get(r.after, s, k))
+                for label, key in registry.columns(REPORT_PARAMS)]
+        if split == "retain":
+            out.append(("retain kept", lambda r: _ratio(_get(r.after, "retain", HEADLINE),
+                                                        _get(r.before, "retain", HEADLINE))))
+    return out
+
+
+def columns() -> list[tuple[str, object]]:
+    """(header, getter) of the main table, built when a report is (so a metric registered later shows)."""
+    return ([("epochs", lambda r: r.epochs)] + _split_columns() +
+            [("utility", lambda r: (r.utility or {}).get("average_after")),
+             ("ppl x", lambda r: (r.heldout_ppl or {}).get("ratio")),
+             ("wall s", lambda r: r.wall_seconds)])
+
+
+def _last_recovery(r: RunRecord, attack: str):
+    curve = _get(r.durability, "relearn", "attacks", attack) or {}
     return curve[max(curve, key=int)]["recovery_ma"] if curve else None
 
 
-def _quant(r: dict, variant_prefix: str):
-    variants = _get(r, "durability", "quantize", "variants") or {}
+def _quant(r: RunRecord, variant_prefix: str):
+    variants = _get(r.durability, "quantize", "variants") or {}
     names = [v for v in variants if v.startswith(variant_prefix)]
     return variants[names[0]]["forget_ma"] if names else None
 
 
 DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives each probe, forget split
-    ("sampled match", lambda r: _get(r, "durability", "sampling", "best_match")),
-    ("sampled exact", lambda r: _get(r, "durability", "sampling", "exact_frac")),
+    ("sampled match", lambda r: _get(r.durability, "sampling", "best_match")),
+    ("sampled exact", lambda r: _get(r.durability, "sampling", "exact_frac")),
     ("relearn retain rec", lambda r: _last_recovery(r, "retain")),
     ("relearn half rec", lambda r: _last_recovery(r, "half")),
     ("int8 MA", lambda r: _quant(r, "int8_channel")),
     ("int4 MA", lambda r: _quant(r, "int4_channel")),
     ("int4 group MA", lambda r: _quant(r, "int4_g")),
-    ("MIA loss AUC", lambda r: _get(r, "durability", "mia_after", "loss")),
-    ("MIA zlib AUC", lambda r: _get(r, "durability", "mia_after", "zlib")),
-    ("MIA min-k AUC", lambda r: _get(r, "durability", "mia_after", "min_k")),
+    ("MIA loss AUC", lambda r: _get(r.durability, "mia_after", "loss")),
+    ("MIA zlib AUC", lambda r: _get(r.durability, "mia_after", "zlib")),
+    ("MIA min-k AUC", lambda r: _get(r.durability, "mia_after", "min_k")),
 ]
 
 
-def _get(r: dict, *keys):
+def _get(figures: dict | None, *keys):
+    """figures[k1][k2]..., None where a level is missing."""
     for key in keys:
-        r = r.get(key) if isinstance(r, dict) else None
-    return r
+        figures = figures.get(key) if isinstance(figures, dict) else None
+    return figures
 
 
 def _ratio(a, b):
@@ -70,18 +85,18 @@ def _ratio(a, b):
 _NOT_SETTINGS = ("model", "method", "select", "forget.", "sweeps", "+sweeps", "threads")
 
 
-def setting(r: dict) -> str:
+def setting(r: RunRecord) -> str:
     """The job's overrides besides the table's own columns and the draw: what a grid varies."""
-    items = sorted((k, v) for k, v in (r.get("_overrides") or {}).items()
+    items = sorted((k, v) for k, v in r.overrides.items()
                    if not (k in _NOT_SETTINGS or k.startswith(_NOT_SETTINGS[3])))
     return ", ".join(f"{k}={v}" for k, v in items)
 
 
-def group_key(r: dict) -> tuple:
-    forget = r.get("forget") or {}
+def group_key(r: RunRecord) -> tuple:
+    forget = r.forget or {}
     size = forget.get("size") if not forget.get("subset") and not forget.get("path") else forget.get("subset") or "file"
-    rule = r.get("select")
-    return (r.get("model", "?"), r.get("method", "?"), rule or "?", size if size is not None else "?", setting(r))
+    rule = r.select
+    return (r.model or "?", r.method or "?", rule or "?", size if size is not None else "?", setting(r))
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -90,20 +105,20 @@ def mean_std(values) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def aggregate(records: list[dict]) -> list[dict]:
+def aggregate(records: list[RunRecord]) -> list[dict]:
     """One row per group; failed and missing runs are counted in `status` and left out of the numbers."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
+    groups: dict[tuple, list[RunRecord]] = defaultdict(list)
     for r in records:
         groups[group_key(r)].append(r)
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
-        runs = [r for r in groups[key] if r.get("status") not in ("failed", "missing")]
+        runs = [r for r in groups[key] if r.status not in ("failed", "missing")]
         statuses: dict[str, int] = defaultdict(int)
         for r in groups[key]:
-            statuses[r.get("status", "failed")] += 1
+            statuses[r.status] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
-        for header, get in COLUMNS + DURABILITY_COLUMNS:
+        for header, get in columns() + DURABILITY_COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
             row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
@@ -126,10 +141,11 @@ HEAD = ["model", "method", "select", "forget", "setting", "status"]
 
 
 def markdown(rows: list[dict]) -> str:
-    headers = HEAD + [h for h, _ in COLUMNS]
+    main = [h for h, _ in columns()]
+    headers = HEAD + main
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h, _ in COLUMNS]
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], _digits(h), row["runs"]) for h in main]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -150,10 +166,11 @@ def durability_markdown(rows: list[dict]) -> str | None:
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h, _ in COLUMNS for s in ("mean", "std")])
+    main = [h for h, _ in columns()]
+    writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h in main for s in ("mean", "std")])
     for row in rows:
         values = [row[h] for h in HEAD] + [row["runs"]]
-        for h, _ in COLUMNS:
+        for h in main:
             values += [row[h][0], row[h][1]] if row[h] else ["", ""]
         writer.writerow(values)
     return out.getvalue()

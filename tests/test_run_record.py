@@ -1,0 +1,99 @@
+"""The declared run record (emso_bench/run_record.py): a record of every status round-trips through
+results.json, the failure path writes one, every committed record reads, and the report rebuilt from the
+committed records gives the tables the committed reports (and the README) show."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emso_bench import record
+from emso_bench.paths import REPO_DIR
+from emso_bench.report import pick
+from emso_bench.report.collect import collect
+from emso_bench.report.tables import aggregate, markdown
+from emso_bench.run_record import FINISHED, SCHEMA_VERSION, STATUSES, RunRecord
+
+RUNS = REPO_DIR / "docs" / "results" / "runs"
+COMMITTED = sorted(RUNS.rglob("results.json"))
+
+
+def _finished(status: str) -> RunRecord:
+    figures = {"n": 2, "ma": 0.5, "el_10": 0.25, "el_10_max": 0.5, "extract_50": 0.0, "extract_run": 3.0,
+               "extractable_frac": 0.5}
+    return RunRecord(status=status, model="memorizer", method="ga", select="all", forget={"size": 32, "draw": 1},
+                     n_forget=32, seed=0, epochs=3, steps=3, wall_seconds=12.5, erase_seconds=9.0,
+                     thresholds={"el_10": 0.01, "ma": 0.3, "source": "unseen"}, metric_params={"el_n": 10},
+                     model_ref={"name": "memorizer", "memorizer_key": "7910908ffd50", "hub_id": None,
+                                "weights_sha256": "abc"}, weights_sha256="abc",
+                     splits={"forget": {"n": 32}}, before={"forget": figures}, after={"forget": figures},
+                     heldout_ppl={"before": 10.0, "after": 11.0, "ratio": 1.1}, config={"seed": 0},
+                     versions={"python": "3.11"}, notes=[])
+
+
+@pytest.mark.parametrize("status", FINISHED)
+def test_a_finished_record_round_trips_through_results_json(status, tmp_path):
+    rec = _finished(status)
+    record.write_results(tmp_path, rec)
+    data = record.read_results(tmp_path)
+    assert RunRecord.from_json(data) == rec
+    assert data["schema_version"] == SCHEMA_VERSION and data["status"] == status and record.is_finished(tmp_path)
+    assert "model_path" not in data and data["model_ref"]["memorizer_key"] == "7910908ffd50"
+    assert "utility" in data and data["utility"] is None  # a finished record writes every field
+
+
+def test_the_failure_path_writes_a_failed_record_that_round_trips(tmp_path):
+    from emso_bench.app import _record_failure
+    from tests.helpers import compose
+
+    _record_failure(compose(["method=ga", "debug=default"]), tmp_path, "ValueError: boom", 0.0, "Traceback ...")
+    data = record.read_results(tmp_path)
+    rec = RunRecord.from_json(data)
+    assert (rec.status, rec.error, rec.traceback, rec.method, rec.forget["size"]) == \
+        ("failed", "ValueError: boom", "Traceback ...", "ga", 32)
+    assert RunRecord.from_json(rec.to_json()) == rec and not record.is_finished(tmp_path)
+    assert "before" not in data and "model_ref" not in data  # a failed record leaves out what it never had
+    assert set(STATUSES) == set(FINISHED) | {"failed"}
+
+
+def test_unknown_keys_are_kept_and_a_file_without_status_reads_as_failed():
+    rec = RunRecord.from_json({"schema_version": 3, "status": "forgotten", "new_field": [1]})
+    assert rec.extra == {"new_field": [1]} and rec.to_json()["new_field"] == [1]
+    assert RunRecord.from_json({}).status == "failed"
+
+
+def test_every_committed_record_reads_without_losing_a_field():
+    assert len(COMMITTED) >= 100
+    for path in COMMITTED:
+        data = json.loads(path.read_text())
+        rec = RunRecord.from_json(data)
+        assert rec.status in STATUSES and not rec.extra, path
+        kept = {k: v for k, v in rec.to_json().items() if v is not None}
+        assert kept == {k: v for k, v in data.items() if v is not None}, path
+        assert RunRecord.from_json(rec.to_json()) == rec
+
+
+@pytest.mark.parametrize("sweep", sorted(p.name for p in RUNS.iterdir()))
+def test_the_report_from_committed_records_gives_the_committed_tables(sweep):
+    records = collect(RUNS / sweep)
+    assert len([r for r in records if r.run_dir]) == len(list((RUNS / sweep).rglob("results.json")))
+    committed = (REPO_DIR / "docs" / "results" / f"{sweep}.md").read_text()
+    table = markdown(aggregate(records))
+    assert table in committed  # the README quotes these tables
+    if "## Tuning choice per method" in committed:
+        assert pick.markdown(pick.pick(records)) in committed
+
+
+def test_a_run_names_its_model_portably_and_writes_no_machine_path(small_run, tmp_path):
+    from emso_bench.run import execute
+    from tests.helpers import compose
+
+    results = execute(compose(["method=none", "debug=default", "threads=1"]), tmp_path / "run")
+    text = (tmp_path / "run" / "results.json").read_text()
+    assert RunRecord.from_json(json.loads(text)).to_json() == results
+    assert results["model_ref"] == {"name": "memorizer", "memorizer_key": "7910908ffd50", "hub_id": None,
+                                    "weights_sha256": results["weights_sha256"]}
+    assert "model_path" not in results
+    for path in (REPO_DIR, tmp_path, Path.home()):
+        assert str(path) not in text, path
