@@ -61,7 +61,7 @@ and never saw {cfg['n_unseen']} other rows (the unseen split).
   {cfg['n_unseen_candidates']} rows of the seeded order are reserved for unseen before anything is trained.
 - **Training**: {cfg['steps']} steps of {cfg['batch_size']} sequences; {_training(cfg, facts)}; AdamW lr {cfg['lr']},
   {cfg['warmup_steps']} warmup steps, cosine decay to {cfg['min_lr_ratio']} x lr, weight decay {cfg['weight_decay']},
-  no dropout, seed {cfg['seed']}. Build: {facts['train_seconds'] / 60:.1f} minutes on {facts['threads']} CPU threads.
+  no dropout, seed {cfg['seed']}. Build: {facts['train_seconds'] / 60:.1f} minutes on {facts['threads']} CPU thread{'s' if facts['threads'] != 1 else ''}.
 - **Intended use**: a testbed for erasure methods on a CPU. It is not a general language model.
 - **Data caveat**: Pile rows hold real names and e-mail addresses; this model recites {cfg['n_pool']} of them.
 

@@ -127,6 +127,7 @@ def prepare(model_cfg: DictConfig, out_dir: Path, threads: int = 2, with_twin: b
         from ..probe import ProbeParams, probe_memorizer
 
         probe_result = probe_memorizer(out_dir, ProbeParams(), threads, progress=log.info)
+        probe_result["model"] = {"name": model_cfg.name, "source": out_dir.name}  # as emso-bench-probe records it
         (out_dir / "probe.json").write_text(json.dumps(probe_result, indent=1))
     elif (out_dir / "probe.json").exists():
         probe_result = json.loads((out_dir / "probe.json").read_text())
