@@ -89,10 +89,14 @@ def test_a_run_names_its_model_portably_and_writes_no_machine_path(small_run, tm
     from emso_bench.run import execute
     from tests.helpers import compose
 
-    results = execute(compose(["method=none", "debug=default", "threads=1"]), tmp_path / "run")
+    from emso_bench.memorizer.prepare import _build_cfg
+
+    cfg = compose(["method=none", "debug=default", "threads=1"])
+    results = execute(cfg, tmp_path / "run")
     text = (tmp_path / "run" / "results.json").read_text()
     assert RunRecord.from_json(json.loads(text)).to_json() == results
-    assert results["model_ref"] == {"name": "memorizer", "memorizer_key": "7910908ffd50", "hub_id": None,
+    key = _build_cfg(cfg.model).key()  # the default memorizer's build key, from its config
+    assert results["model_ref"] == {"name": "memorizer", "memorizer_key": key, "hub_id": None,
                                     "weights_sha256": results["weights_sha256"]}
     assert "model_path" not in results
     for path in (REPO_DIR, tmp_path, Path.home()):
