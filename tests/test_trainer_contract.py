@@ -95,3 +95,12 @@ def test_task_vector_guards_collapse_against_theta_0(tmp_path, monkeypatch):
     assert (outcome.status, outcome.extra["alpha"]) == ("collapsed", min(ctx.cfg.method.alphas))
     assert outcome.extra["stop_reason"].startswith("held-out perplexity above 1.0x")
     assert search[-1]["reason"].startswith("held-out perplexity") and search[-1]["reason"].endswith("x 1.0")
+
+
+def test_task_vector_collapses_when_the_forget_loss_is_not_finite(tmp_path):
+    """The engine's first check: an alpha so large that the forward pass overflows ends the search
+    `collapsed` before anything is measured, and the record says why."""
+    ctx = _context(tmp_path, {"ma": 1.0, "el_10": 1.0}, "method.alphas=[1.0e38]")
+    outcome, search = _erase(ctx)
+    assert (outcome.status, outcome.extra["stop_reason"]) == ("collapsed", "the forget loss is not finite at alpha=1e+38")
+    assert search[-1]["reason"] == "non-finite loss" and "forget_ma" not in search[-1]
