@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import torch
 from tqdm import tqdm
@@ -75,9 +75,35 @@ def full_batch_step(model, seqs: Sequence[torch.Tensor], loss_fn: Callable, micr
     return total
 
 
+@runtime_checkable
+class Trainer(Protocol):
+    """The one interface run_epochs drives and a method measures "after" through. Implementations:
+    LocalTrainer (one process), distributed.trainer.DeepSpeedTrainer (ZeRO-2/3), and task_vector's
+    Negation (an epoch is the next alpha); tests/test_trainer_contract.py holds them to it."""
+
+    @property
+    def lr(self) -> float:
+        """The optimizer's rate, for the train log."""
+
+    def step(self, seqs: Sequence[torch.Tensor]) -> float:
+        """One epoch's update on seqs; returns its loss (non-finite: the run collapses)."""
+
+    def set_masks(self, masks: dict) -> None:
+        """Replace the selection masks (select.refresh_every)."""
+
+    def eval_model(self) -> torch.nn.Module:
+        """A plain model holding the current weights."""
+
+    def measure(self, seqs: Sequence[torch.Tensor], params: MetricParams, with_el: bool) -> list[dict]:
+        """Per-example metrics of seqs at the current weights, in order."""
+
+    def perplexity(self, heldout: torch.Tensor) -> float:
+        """Held-out perplexity at the current weights (the collapse guard)."""
+
+
 class LocalTrainer:
     """One process: the full-batch step accumulated over micro-batches, then a masked optimizer step.
-    (distributed.DeepSpeedTrainer does the same under ZeRO.)"""
+    (distributed.DeepSpeedTrainer does the same under ZeRO.) Implements Trainer."""
 
     def __init__(self, model, loss_fn: Callable, masked: MaskedUpdate, optimizer, micro_batch: int, device,
                  extra_loss: Callable | None = None):
@@ -112,7 +138,7 @@ class LocalTrainer:
         return perplexity(self.model, heldout)
 
 
-def run_epochs(trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: dict, params: MetricParams,
+def run_epochs(trainer: Trainer, forget: Sequence[torch.Tensor], cfg_stop, thresholds: dict, params: MetricParams,
                train_log, heldout: torch.Tensor | None = None,
                refresh: Callable[[int], dict | None] | None = None,
                collateral: dict[str, Sequence[torch.Tensor]] | None = None) -> EngineResult:

@@ -144,8 +144,9 @@ def test_two_steps_lower_the_methods_own_objective(name, micro_memorizer, micro_
 def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorizer, tmp_path, monkeypatch):
     """The collapse guard compares each alpha's held-out perplexity with theta_0's, as the engine's guard
     does (it once compared with the fine-tuned model's, a looser bar). A stand-in perplexity, 1 + the
-    distance of the weights from theta_0, and ppl_guard=1: any alpha > 0 must count as collapse."""
-    import emso_bench.baselines.task_vector
+    distance of the weights from theta_0, and ppl_guard=1: any alpha > 0 must count as collapse. The
+    search runs through engine.run_epochs, whose trainers measure perplexity with engine.perplexity."""
+    import emso_bench.engine
     from emso_bench.run import execute
     from tests.helpers import compose
 
@@ -155,7 +156,7 @@ def test_task_vector_guards_perplexity_against_the_starting_model(micro_memorize
     def distance_ppl(m, heldout):
         return 1.0 + (torch.cat([p.detach().flatten() for p in m.parameters()]) - theta0).norm().item()
 
-    monkeypatch.setattr(emso_bench.baselines.task_vector, "perplexity", distance_ppl)
+    monkeypatch.setattr(emso_bench.engine, "perplexity", distance_ppl)
     cfg = compose(["model=memorizer-micro", "debug=default", "method=task_vector", "method.finetune_epochs=1",
                    "stop.ppl_guard=1.0", "eval.unseen_after=none"])
     results = execute(cfg, tmp_path)

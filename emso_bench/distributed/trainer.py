@@ -1,6 +1,7 @@
 """The erasure step under DeepSpeed ZeRO-2/3, with EMSO's hard masks kept bit for bit.
 
-Same contract as engine.LocalTrainer (step / measure / perplexity / set_masks). Frozen weights:
+Implements engine.Trainer, the interface run_epochs drives (lr, step, set_masks, eval_model, measure,
+perplexity), as engine.LocalTrainer does in one process. Frozen weights:
 - their gradients are zeroed by a hook on each parameter before DeepSpeed reduces or partitions them;
 - after every step their fp32 master values (DeepSpeed's partitions), their optimizer state and the
   model's own copy are written back (deepspeed.utils.safe_set_full_* APIs), which also undoes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ..engine import LocalTrainer, make_optimizer, run_epochs
+from ..engine import EngineResult, LocalTrainer, Trainer, make_optimizer, run_epochs
 from ..masking import MaskedUpdate
 from ..selection import select
 from . import Outcome, RunContext
@@ -30,6 +30,25 @@ def after_plan(cfg) -> dict[str, bool]:
     if mode != "none":
         plan["unseen"] = mode == "full"
     return plan
+
+
+def measure_after(trainer: Trainer, ctx: RunContext, result: EngineResult) -> dict:
+    """The figures after erasure, through the trainer: the forget split's last full check of
+    run_epochs (`result.forget_after`) or a fresh one, then the splits of after_plan; leaves in
+    ctx.model a plain model with the edited weights, every weight trainable again, for the rest of the run."""
+    after = {"forget": result.forget_after}
+    if result.forget_after is None:
+        log.info("after: measuring forget (%d rows, MA and EL)", len(ctx.splits["forget"].seqs))
+        after["forget"] = trainer.measure(ctx.splits["forget"].seqs, ctx.params, with_el=True)
+    for name, with_el in after_plan(ctx.cfg).items():
+        seqs = ctx.splits[name].seqs
+        if seqs:
+            log.info("after: measuring %s (%d rows, %s)", name, len(seqs), "MA and EL" if with_el else "MA")
+        after[name] = trainer.measure(seqs, ctx.params, with_el=with_el) if seqs else []
+    ctx.model = trainer.eval_model()
+    for p in ctx.model.parameters():
+        p.requires_grad_(True)
+    return after
 
 
 class GradientMethod:
@@ -85,18 +104,7 @@ class GradientMethod:
                                 collateral={name: ctx.splits[name].seqs for name in ("retain", "unseen")})
         finally:
             train_log.close()
-        after = {"forget": result.forget_after}
-        if result.forget_after is None:
-            log.info("after: measuring forget (%d rows, MA and EL)", len(ctx.splits["forget"].seqs))
-            after["forget"] = trainer.measure(ctx.splits["forget"].seqs, ctx.params, with_el=True)
-        for name, with_el in after_plan(ctx.cfg).items():
-            seqs = ctx.splits[name].seqs
-            if seqs:
-                log.info("after: measuring %s (%d rows, %s)", name, len(seqs), "MA and EL" if with_el else "MA")
-            after[name] = trainer.measure(seqs, ctx.params, with_el=with_el) if seqs else []
-        ctx.model = trainer.eval_model()  # a plain model with the edited weights, for the rest of the run
-        for p in ctx.model.parameters():
-            p.requires_grad_(True)
+        after = measure_after(trainer, ctx, result)
         n = len(ctx.splits["forget"].seqs)
         return Outcome(status=result.status, after=after, epochs=result.epochs, steps=result.steps,
                        seconds=result.seconds, grad_accum=getattr(trainer, "config", {}).get("gradient_accumulation_steps",
