@@ -146,3 +146,11 @@ def test_a_killed_build_resumes_from_its_checkpoint_bit_for_bit(tmp_path, monkey
     a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(out / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert straight["key"] == resumed["key"]
+
+
+def test_a_build_leaves_the_callers_thread_count_as_it_found_it(tmp_path):
+    cfg = BuildConfig(n_pool=8, n_unseen=4, n_unseen_candidates=6, vocab_size=300, layers=2, width=16, heads=2,
+                      steps=2, batch_size=4, warmup_steps=1, background_chars=20_000)
+    before = torch.get_num_threads()
+    build_mod.build(cfg, tmp_path / "m", threads=before + 1)
+    assert torch.get_num_threads() == before  # a micro build in a test session used to leave it at 2

@@ -145,7 +145,15 @@ SEEN_ONCE_SAMPLE = 256  # distractor rows kept beside the build to measure (the 
 def build(cfg: BuildConfig, out_dir: Path, threads: int = 2, checkpoint_every: int = 500) -> dict:
     """Train the memorizer (or its twin, or a retrain oracle) into out_dir, resuming from a checkpoint
     when one exists; return the build facts (also in build.json)."""
+    caller_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        return _build(cfg, out_dir, threads, checkpoint_every)
+    finally:  # a build inside a run or a test session leaves the caller's thread count as it found it
+        torch.set_num_threads(caller_threads)
+
+
+def _build(cfg: BuildConfig, out_dir: Path, threads: int, checkpoint_every: int) -> dict:
     started = time.time()
     torch.manual_seed(cfg.seed)
     tokenizer, pool_ids, pool, unseen_ids, unseen, dis_ids, distractors, background = _data(cfg)
