@@ -125,5 +125,7 @@ def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(
         rows = list(csv.DictReader(fh))
     forget = [r for r in rows if r["split"] == "forget"]
     assert forget and all(r["sample_best_match_after"] != "" for r in forget)
-    table = durability_markdown(aggregate([dict(results, _dir=str(tmp_path))]))
+    from emso_bench.run_record import RunRecord
+
+    table = durability_markdown(aggregate([RunRecord.from_json(results, run_dir=str(tmp_path))]))
     assert table and "int4 MA" in table
