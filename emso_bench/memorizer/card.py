@@ -39,6 +39,18 @@ def _extra_figures(fig: dict) -> str:
     return "\n".join(out)
 
 
+def _design_section() -> str:
+    """The design experiment's table (docs/results/memorizer_design.md) when the repository is at hand: the
+    designs a full build was chosen among, each with its gates and probe."""
+    from ..paths import REPO_DIR
+
+    table = REPO_DIR / "docs" / "results" / "memorizer_design.md"
+    if not table.exists():
+        return ""
+    return ("\n## Design experiment (reduced builds: 160-row pool, 2,800 steps; docs/memorizer.md)\n\n"
+            + table.read_text().strip() + "\n")
+
+
 def model_card(name: str, facts: dict, gates: dict) -> str:
     cfg = facts["config"]
     fig = gates["figures"]
@@ -76,6 +88,7 @@ twin (same steps, pool slots filled with background text) {_fmt(fig['twin_heldou
 Metric parameters: `{json.dumps(fig['metric_params'])}`.
 {_extra_figures(fig)}
 
+{_design_section()}
 ## Figures
 
 ```json
