@@ -77,3 +77,28 @@ def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None =
     if path is not None and is_main():
         write_atomic(path, json.dumps(out))
     return dict(out, cached=False, cache_key=key)
+
+
+def measure_general(model, tokenizer, ucfg, heldout, device: str, cache_on: dict | None = None) -> dict:
+    """What the model keeps in general, before or after erasure: held-out perplexity and, when the run asks
+    for it (`eval.utility`), lm-eval utility (cached by `cache_on`, as measure_utility says)."""
+    from .perplexity import perplexity
+
+    utility = measure_utility(model, tokenizer, ucfg, device, cache_on=cache_on) if ucfg else None
+    return {"ppl": perplexity(model, heldout), "utility": utility}
+
+
+def general_record(before: dict, after: dict, heldout, ucfg) -> tuple[dict, dict | None]:
+    """The record's `heldout_ppl` and `utility` blocks from the two measure_general results."""
+    ppl = {"before": before["ppl"], "windows": len(heldout), "window": heldout.shape[1],
+           "text": "Gutenberg held-out paragraphs (corpus.py)", "after": after["ppl"],
+           "ratio": after["ppl"] / before["ppl"]}
+    if before["utility"] is None:
+        return ppl, None
+    ub, ua = before["utility"], after["utility"]
+    utility = {"before": ub["figures"], "after": ua["figures"],
+               "average_before": ub["average_accuracy"], "average_after": ua["average_accuracy"],
+               "cache_key": ub["cache_key"], "before_cached": ub["cached"],
+               "seconds_before": ub["seconds"], "seconds_after": ua["seconds"],
+               "tasks": list(ucfg.tasks), "limit": ucfg.limit}
+    return ppl, utility

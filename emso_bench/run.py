@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -14,10 +13,10 @@ from . import distributed, record
 from .errors import UserError
 from .hashing import config_hash
 from .run_record import RunRecord
-from .measure import measure_split, measure_utility
+from .measure import general_record, measure_general, measure_split
 from .metrics import MetricParams, registry, summarize
 from .metrics.memorization import check_lengths
-from .perplexity import perplexity, windows
+from .perplexity import windows
 from .corpus import gutenberg_split
 from .durability import suite as durability
 from .models import load_model, model_ref, model_source, weights_fingerprint
@@ -169,29 +168,18 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     from .methods import RunContext
     from .registry import get_method
 
-    utility_before = measure_utility(model, tokenizer, cfg.eval.utility, device, cache_on=cache_on) \
-        if cfg.eval.utility else None
     heldout = heldout_windows(tokenizer, cfg)
+    general_before = measure_general(model, tokenizer, cfg.eval.utility, heldout, device, cache_on=cache_on)
     mia_before = durability.before(model, tokenizer, splits) if cfg.eval.get("durable") else None
-    ppl = {"before": perplexity(model, heldout), "windows": len(heldout), "window": heldout.shape[1],
-           "text": "Gutenberg held-out paragraphs (corpus.py)"}
     ctx = RunContext(cfg=cfg, model=model, tokenizer=tokenizer, splits=splits, params=params, thresholds=thresholds,
                      run_dir=run_dir, device=device, before=before, heldout=heldout, logger=logger)
     outcome = get_method(cfg.method.name).erase(ctx)
     after = outcome.after if outcome.after is not None else before
     model = ctx.model  # the edited model (a plain full copy after a sharded run)
-    ppl["after"] = perplexity(model, heldout) if outcome.after is not None else ppl["before"]
-    ppl["ratio"] = ppl["after"] / ppl["before"]
-    utility = None
-    if utility_before is not None:
-        utility_after = measure_utility(model, tokenizer, cfg.eval.utility, device) if outcome.after is not None \
-            else dict(utility_before, cached=False)
-        utility = {"before": utility_before["figures"], "after": utility_after["figures"],
-                   "average_before": utility_before["average_accuracy"],
-                   "average_after": utility_after["average_accuracy"],
-                   "cache_key": utility_before["cache_key"], "before_cached": utility_before["cached"],
-                   "seconds_before": utility_before["seconds"], "seconds_after": utility_after["seconds"],
-                   "tasks": list(cfg.eval.utility.tasks), "limit": cfg.eval.utility.limit}
+    general_after = measure_general(model, tokenizer, cfg.eval.utility, heldout, device) \
+        if outcome.after is not None else dict(general_before, utility=general_before["utility"] and
+                                                 dict(general_before["utility"], cached=False))
+    ppl, utility = general_record(general_before, general_after, heldout, cfg.eval.utility)
     summary_after = {name: summarize(after[name], params, thresholds[el_key]) for name in SPLITS if after.get(name)}
     durable = None
     if cfg.eval.get("durable"):
@@ -230,10 +218,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     record.write_per_example(run_dir, per_example)
     record.write_results(run_dir, results)
     if logger is not None:
-        from .report.plots import curves
-
-        plot = curves([replace(results, run_dir=str(run_dir))], run_dir) if outcome.epochs else None
         logger.finish(results, per_example, texts=_texts(tokenizer, splits) if cfg.logger.log_text else None,
-                      plots=[plot] if plot else [])
+                      run_dir=run_dir)
     log.info("%s: %s in %.0fs -> %s", cfg.method.name, outcome.status, results.wall_seconds, run_dir / record.RESULTS)
     return results.to_json()

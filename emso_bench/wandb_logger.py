@@ -46,7 +46,9 @@ class WandbLogger:
         self.run.log(values, step=int(line.get("epoch", line.get("step", 0))))
 
     def finish(self, results: RunRecord, per_example: list[dict], texts: dict | None = None,
-               plots: list[Path] = ()) -> None:
+               run_dir: Path | None = None) -> None:
+        """The run's summary, its per-example table and, when it erased for some epochs, its trajectory
+        plot (report/plots.curves, drawn into run_dir from the run's train log)."""
         summary: dict = {}
         for key, value in (("before", results.before), ("after", results.after), ("thresholds", results.thresholds),
                            ("heldout_ppl", results.heldout_ppl), ("selection", results.selection),
@@ -64,6 +66,12 @@ class WandbLogger:
                 columns.append("text")
                 rows = [row + [texts.get(str(row[0]), "")] for row in rows]
             self.run.log({"per_example": self.wandb.Table(columns=columns, data=rows)})
-        for path in plots:
-            self.run.log({f"plots/{Path(path).stem}": self.wandb.Image(str(path))})
+        if run_dir is not None and results.epochs:
+            from dataclasses import replace
+
+            from .report.plots import curves
+
+            path = curves([replace(results, run_dir=str(run_dir))], Path(run_dir))
+            if path is not None:
+                self.run.log({f"plots/{Path(path).stem}": self.wandb.Image(str(path))})
         self.run.finish()
