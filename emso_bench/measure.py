@@ -13,6 +13,7 @@ from .distributed import broadcast, gather, is_main, shard, unshard
 from .hashing import config_hash, source_hash
 from .metrics import MetricParams, measure, registry
 from .paths import PACKAGE_DIR, cache_dir
+from .perplexity import perplexity
 from .record import write_atomic
 from .splits import Split
 
@@ -82,8 +83,6 @@ def measure_utility(model, tokenizer, ucfg, device: str, cache_on: dict | None =
 def measure_general(model, tokenizer, ucfg, heldout, device: str, cache_on: dict | None = None) -> dict:
     """What the model keeps in general, before or after erasure: held-out perplexity and, when the run asks
     for it (`eval.utility`), lm-eval utility (cached by `cache_on`, as measure_utility says)."""
-    from .perplexity import perplexity
-
     utility = measure_utility(model, tokenizer, ucfg, device, cache_on=cache_on) if ucfg else None
     return {"ppl": perplexity(model, heldout), "utility": utility}
 

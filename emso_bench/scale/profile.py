@@ -7,7 +7,7 @@
 Each component is the function of the run path that does it: load (run.load_model), the
 teacher-forced pass (metrics' teacher_forced), EL branches (greedy_branches), selection
 (methods.gradient.select), one step (LocalTrainer.step / DeepSpeedTrainer.step), held-out perplexity
-(run's and the engine's perplexity) and utility (run.measure_utility); `run` is run.execute as a whole.
+(measure's and the engine's perplexity) and utility (measure.measure_utility); `run` is run.execute as a whole.
 Peak memory during a call: on a GPU, torch.cuda.max_memory_allocated (reset at the call's start and
 carried to the calls around it); on a CPU, the process's resident set size sampled every 2 ms by a
 thread. `base` is the reading when the profile started, before anything was loaded.
@@ -29,10 +29,10 @@ TARGETS = [  # (module, attribute path, component)
     ("emso_bench.methods.gradient", "select", "selection"),
     ("emso_bench.engine", "LocalTrainer.step", "step"),
     ("emso_bench.distributed.trainer", "DeepSpeedTrainer.step", "step"),
-    ("emso_bench.run", "perplexity", "held-out perplexity"),
+    ("emso_bench.measure", "perplexity", "held-out perplexity"),
     ("emso_bench.engine", "perplexity", "held-out perplexity"),
     ("emso_bench.distributed.trainer", "perplexity", "held-out perplexity"),
-    ("emso_bench.run", "measure_utility", "utility"),
+    ("emso_bench.measure", "measure_utility", "utility"),
 ]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
