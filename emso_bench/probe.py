@@ -220,10 +220,12 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"--k {args.k} --singles {args.singles} --draws {args.draws}: expected positive integers")
         if args.out and args.out.exists() and not args.out.is_file():
             raise UserError(f"--out {args.out}: exists and is not a file")
-        from .memorizer.prepare import _compose
+        from .cli_check import check_overrides
+        from .config import compose
         from .models import model_source
 
-        cfg = _compose(args.overrides)
+        check_overrides("emso-bench-probe", args.overrides)
+        cfg = compose(args.overrides)
         source = model_source(cfg.model)
         pp = ProbeParams(ks=tuple(args.k), singles=args.singles, draws=args.draws)
         result = probe_memorizer(source, pp, args.threads, progress=logging.getLogger(__name__).info)
