@@ -19,7 +19,7 @@ import torch
 
 from emso_bench.engine import LocalTrainer, run_epochs
 from emso_bench.methods import Outcome, register
-from emso_bench.methods.gradient import GradientMethod, measure_after
+from emso_bench.methods.gradient import GradientMethod, collateral, measure_after
 from emso_bench.objectives import Batch, mean_log_likelihood
 
 REASONS = {"forgotten": "alpha={alpha} is the first grid value below both thresholds",
@@ -82,7 +82,7 @@ class TaskVector(GradientMethod):
             negation = Negation(finetune, theta0, cfg.method.alphas)
             grid = SimpleNamespace(min_epochs=1, max_epochs=len(negation.alphas), ppl_guard=cfg.stop.ppl_guard)
             result = run_epochs(negation, forget, grid, ctx.thresholds, ctx.params, _Tagged(log, negation),
-                                heldout=ctx.heldout, collateral={n: ctx.splits[n].seqs for n in ("retain", "unseen")})
+                                heldout=ctx.heldout, collateral=collateral(ctx))
         finally:
             log.close()
         after = measure_after(negation, ctx, result)

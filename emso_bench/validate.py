@@ -146,6 +146,15 @@ def _check_lengths(cfg: DictConfig) -> None:
                         f" eval.el_first_prefix + eval.el_n = {cfg.eval.el_first_prefix + cfg.eval.el_n})")
 
 
+def _check_eval(cfg: DictConfig) -> None:
+    """The splits measured each epoch and after erasure: names the engine knows."""
+    per_epoch = cfg.eval.get("per_epoch") or []
+    if isinstance(per_epoch, str) or not all(name in ("retain", "unseen") for name in per_epoch):
+        raise UserError(f"eval.per_epoch={per_epoch}: expected a list of split names from retain, unseen (or [])")
+    if cfg.eval.unseen_after not in ("full", "ma", "none"):
+        raise UserError(f"eval.unseen_after={cfg.eval.unseen_after}: expected full, ma or none")
+
+
 def _check_thresholds(cfg: DictConfig) -> None:
     from .thresholds import resolve_thresholds
 
@@ -173,6 +182,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_numbers(cfg)
     _check_forget(cfg)
     _check_lengths(cfg)
+    _check_eval(cfg)
     _check_thresholds(cfg)
     if cfg.model.path:
         from .models import model_source

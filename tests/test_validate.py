@@ -130,3 +130,14 @@ def test_method_options_of_the_method_in_use_are_checked():
 ])
 def test_the_shipped_configs_pass(choices):
     check_config(_cfg(tuple(choices)))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("eval__per_epoch", ["retain", "forget"], r"eval.per_epoch=\['retain', 'forget'\]: expected a list of split names"),
+    ("eval__per_epoch", "retain", r"eval.per_epoch=retain: expected a list"),
+    ("eval__unseen_after", "el", r"eval.unseen_after=el: expected full, ma or none"),
+])
+def test_the_splits_measured_per_epoch_and_after_are_ones_the_engine_knows(key, value, message):
+    _refused(_cfg(**{key: value}), message)
+    check_config(_cfg(eval__per_epoch=["retain", "unseen"], eval__unseen_after="full"))
+    check_config(_cfg(eval__per_epoch=[]))

@@ -21,15 +21,17 @@ def after_plan(cfg) -> dict[str, bool]:
     """{split: measure EL too?} for the splits besides forget measured after erasure. The unseen split
     is the most expensive (the model decodes a branch at nearly every prefix): `eval.unseen_after`
     is full (MA and EL), ma (MA and extraction only: one forward pass) or none."""
-    mode = cfg.eval.unseen_after
-    if mode not in ("full", "ma", "none"):
-        from ..errors import UserError
-
-        raise UserError(f"eval.unseen_after={mode}: expected full, ma or none")
+    mode = cfg.eval.unseen_after  # full, ma or none (validate.py)
     plan = {"retain": True}
     if mode != "none":
         plan["unseen"] = mode == "full"
     return plan
+
+
+def collateral(ctx: RunContext) -> dict:
+    """{split: rows} whose MA the engine logs each epoch beside the forget set's (`eval.per_epoch`): the
+    retain split draws the selectivity curve (forget MA against retain MA); unseen, the model's drift."""
+    return {name: ctx.splits[name].seqs for name in ctx.cfg.eval.get("per_epoch") or []}  # names: validate.py
 
 
 def measure_after(trainer: Trainer, ctx: RunContext, result: EngineResult) -> dict:
@@ -101,7 +103,7 @@ class GradientMethod:
         try:
             result = run_epochs(trainer, ctx.splits["forget"].seqs, cfg.stop, ctx.thresholds, ctx.params, train_log,
                                 heldout=ctx.heldout, refresh=self.refresh(ctx),
-                                collateral={name: ctx.splits[name].seqs for name in ("retain", "unseen")})
+                                collateral=collateral(ctx))
         finally:
             train_log.close()
         after = measure_after(trainer, ctx, result)

@@ -69,6 +69,7 @@ class RunShape:
     epochs: int
     ppl_windows: int
     unseen_after: str       # full | ma | none (eval.unseen_after)
+    per_epoch: int = 0      # rows of the eval.per_epoch splits, one forward pass each every epoch
     retain_batch: int = 0   # method.retain_batch for gd / kl
 
 
@@ -78,7 +79,7 @@ def run_flops(a: Arch, r: RunShape, el_ma: float) -> dict[str, float]:
     row, el = pass_flops(a, r.T), el_row_flops(a, r.T, r.first, el_ma)
     unseen_after = {"full": el, "ma": row, "none": 0}[r.unseen_after]
     per_epoch = (r.forget * TRAIN_PASSES.get(r.method, 3) * row + r.retain_batch * RETAIN_PASSES.get(r.method, 0) * row
-                 + r.forget * (row + el) + (r.retain + r.unseen) * row + r.ppl_windows * row)
+                 + r.forget * (row + el) + r.per_epoch * row + r.ppl_windows * row)
     return {"metrics before": (r.forget + r.retain + r.unseen) * el + r.ppl_windows * row,
             "selection": 2 * 3 * r.forget * row if r.rule in GRADIENT_RULES else 0,
             "erasure": r.epochs * per_epoch,

@@ -147,7 +147,8 @@ def estimate(cfg) -> Estimate:
     shape = compute.RunShape(method=cfg.method.name, rule=cfg.select.rule, forget=rows[0], retain=rows[1],
                              unseen=rows[2], T=cfg.model.target_length, first=cfg.eval.el_first_prefix,
                              epochs=0 if cfg.method.name == "none" else epochs, ppl_windows=cfg.eval.ppl_windows,
-                             unseen_after=cfg.eval.unseen_after, retain_batch=int(cfg.method.get("retain_batch", 0)))
+                             unseen_after=cfg.eval.unseen_after, retain_batch=int(cfg.method.get("retain_batch", 0)),
+                             per_epoch=sum({"retain": rows[1], "unseen": rows[2]}[n] for n in cfg.eval.get("per_epoch") or []))
     flops = compute.run_flops(a, shape, float(cost.el_ma))
     if cfg.method.name == "none":
         flops = {"metrics before": flops["metrics before"]}
