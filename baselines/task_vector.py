@@ -72,7 +72,8 @@ class TaskVector(GradientMethod):
     def erase(self, ctx) -> Outcome:
         cfg, forget = ctx.cfg, ctx.splits["forget"].seqs
         started = time.time()
-        selection = self._select(ctx)
+        with ctx.timed("select"):
+            selection = self._select(ctx)
         finetune = self.trainer(ctx, selection)
         theta0 = {n: p.detach().clone() for n, p in ctx.model.named_parameters() if p.requires_grad}
         log = ctx.train_log()

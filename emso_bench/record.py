@@ -112,6 +112,14 @@ class TrainLog:
         self._fh.close()
 
 
+def read_train_log(run_dir: Path | str | None) -> list[dict]:
+    """The lines of a run's train_log.jsonl ([] when it has none: method=none, retrain)."""
+    path = Path(run_dir) / TRAIN_LOG if run_dir else None
+    if path is None or not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 class NullLog:
     """The train log of ranks other than 0: they write nothing."""
 

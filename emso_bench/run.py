@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import distributed, record
+from . import distributed, record, selectivity
 from .errors import UserError
 from .hashing import config_hash
 from .run_record import RunRecord
@@ -131,9 +131,31 @@ def make_logger(cfg: DictConfig, run_dir: Path, group: str | None):
     raise UserError(f"logger={cfg.logger.name}: expected none or wandb")
 
 
+class Phases(dict):
+    """Wall seconds per phase of a run, as laps of one clock: the record's phase_seconds."""
+
+    def __init__(self):
+        super().__init__()
+        self._last = time.time()
+
+    def lap(self, name: str) -> None:
+        now = time.time()
+        self[name] = round(self.get(name, 0.0) + now - self._last, 2)
+        self._last = now
+
+    def split_method(self, method_phases: dict) -> None:
+        """The method's lap becomes its timed parts (select, measure_after) and `erase`, the rest of it."""
+        rest = round(self.pop("erase") - sum(method_phases.values()), 2)
+        if "select" in method_phases:
+            self["select"] = method_phases["select"]  # in the order they happen
+        self["erase"] = rest
+        self.update({name: seconds for name, seconds in method_phases.items() if name != "select"})
+
+
 def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     """Run one erasure (or measurement) end to end; returns the results written to results.json."""
     started = time.time()
+    phases = Phases()
     record.git_commit()  # the code this run starts with (cached for the record)
     check_config(cfg)
     if cfg.distributed.name != "none":
@@ -153,6 +175,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
         except ValueError as err:
             raise UserError(str(err)) from None
     fingerprint = weights_fingerprint(source, model)
+    phases.lap("load")
     # Every input is valid from here on: only now may the run directory's record files change.
     run_dir.mkdir(parents=True, exist_ok=True)
     logger = make_logger(cfg, run_dir, group) if distributed.is_main() else None
@@ -171,9 +194,12 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
     heldout = heldout_windows(tokenizer, cfg)
     general_before = measure_general(model, tokenizer, cfg.eval.utility, heldout, device, cache_on=cache_on)
     mia_before = durability.before(model, tokenizer, splits) if cfg.eval.get("durable") else None
+    phases.lap("measure_before")
     ctx = RunContext(cfg=cfg, model=model, tokenizer=tokenizer, splits=splits, params=params, thresholds=thresholds,
                      run_dir=run_dir, device=device, before=before, heldout=heldout, logger=logger)
     outcome = get_method(cfg.method.name).erase(ctx)
+    phases.lap("erase")
+    phases.split_method(ctx.phases)
     after = outcome.after if outcome.after is not None else before
     model = ctx.model  # the edited model (a plain full copy after a sharded run)
     general_after = measure_general(model, tokenizer, cfg.eval.utility, heldout, device) \
@@ -181,6 +207,7 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                                                  dict(general_before["utility"], cached=False))
     ppl, utility = general_record(general_before, general_after, heldout, cfg.eval.utility)
     summary_after = {name: summarize(after[name], params, thresholds[el_key]) for name in SPLITS if after.get(name)}
+    phases.lap("general_after")
     durable = None
     if cfg.eval.get("durable"):
         log.info("durability probes: sampling, relearning, quantization, membership inference")
@@ -188,18 +215,22 @@ def execute(cfg: DictConfig, run_dir: Path, group: str | None = None) -> dict:
                                             summary_before, summary_after)
         durable["mia_before"] = mia_before
         after = dict(after, forget=[dict(row, **extra) for row, extra in zip(after["forget"], sampled)])
+        phases.lap("durability")
 
     results = RunRecord(
         status=outcome.status, model=cfg.model.name, method=cfg.method.name, select=cfg.select.rule,
         forget=OmegaConf.to_container(cfg.forget, resolve=True), n_forget=len(splits["forget"].doc_ids),
         seed=cfg.seed, epochs=outcome.epochs, steps=outcome.steps,
-        wall_seconds=round(time.time() - started, 1), erase_seconds=outcome.seconds,
+        wall_seconds=round(time.time() - started, 1), erase_seconds=outcome.seconds, phase_seconds=dict(phases),
         thresholds=thresholds,
         metric_params=params.record(cfg.model.target_length),
         model_ref=model_ref(cfg.model, source, fingerprint), weights_sha256=fingerprint,
         splits={name: splits[name].record() for name in SPLITS},
         before=summary_before, after=summary_after,
-        heldout_ppl=ppl, utility=utility, durability=durable, selection=outcome.selection, method_facts=outcome.extra,
+        heldout_ppl=ppl, utility=utility, durability=durable,
+        selectivity=selectivity.summary(summary_before, summary_after, record.read_train_log(run_dir), thresholds["ma"],
+                                        el_key) if outcome.after is not None else None,
+        selection=outcome.selection, method_facts=outcome.extra,
         distributed={"world_size": distributed.world(), "zero_stage": cfg.distributed.get("stage"),
                      "offload": cfg.distributed.get("offload"), "precision": cfg.distributed.get("precision"),
                      "model_dtype": cfg.model.dtype, "grad_accum": outcome.grad_accum},

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 SCHEMA_VERSION = 2
 FINISHED = ("measured", "forgotten", "budget_exhausted", "collapsed", "retrained")  # terminal states a re-run skips
 STATUSES = FINISHED + ("failed",)  # "missing" is the report's stand-in for a job that left no record
-_NOT_WRITTEN = ("run_dir", "overrides")  # where the report found a record; not part of the file
+_NOT_WRITTEN = ("run_dir", "overrides", "oracle")  # the report's own fields; not part of the file
 _ONLY_WHEN_SET = ("model_ref", "model_path", "saved_model", "error", "traceback")  # absent from a file rather than null
 
 
@@ -34,6 +34,7 @@ class RunRecord:
     steps: int | None = None
     wall_seconds: float | None = None
     erase_seconds: float | None = None
+    phase_seconds: dict | None = None  # where the wall time went: load, measure_before, select, erase, measure_after, ...
     thresholds: dict | None = None  # {el_10, ma, source, ...}: the stop rule's thresholds
     metric_params: dict | None = None
     model_ref: dict | None = None  # version 2: {name, memorizer_key, hub_id, weights_sha256}
@@ -45,6 +46,7 @@ class RunRecord:
     heldout_ppl: dict | None = None  # {before, after, ratio, windows, window, text}
     utility: dict | None = None
     durability: dict | None = None
+    selectivity: dict | None = None  # emso_bench/selectivity.py: retain MA kept along the way, drop ratios r
     selection: dict | None = None
     method_facts: dict | None = None
     distributed: dict | None = None
@@ -61,6 +63,7 @@ class RunRecord:
     extra: dict = field(default_factory=dict)  # keys this code does not declare (a newer writer's), kept as read
     run_dir: str | None = None  # the report's: where the record was found
     overrides: dict = field(default_factory=dict)  # the report's: the job's overrides (.hydra/overrides.yaml)
+    oracle: "RunRecord | None" = field(default=None, repr=False)  # the report's: method=retrain on the same rows
 
     @property
     def finished(self) -> bool:

@@ -1,8 +1,9 @@
 """Weights & Biases dashboards for a run (`logger=wandb`); nothing imports wandb otherwise.
 
-Logs the resolved config, one history step per erasure epoch (loss, forget MA and EL_10, held-out
-perplexity), the final figures as the run summary, a per-example table keyed by doc_id and the run's
-MA/EL curve as an image. Runs of one sweep share a W&B group (the sweep directory's name).
+Logs the resolved config, one history step per erasure epoch (loss, forget MA and EL_10, retain MA,
+held-out perplexity), the final figures as the run summary (with the selectivity summaries and where the
+wall time went), a per-example table keyed by doc_id, and the run's MA/EL curve and selectivity curve
+(forget MA against retain MA) as images. Runs of one sweep share a W&B group (the sweep directory's name).
 `logger.mode=offline` (the default) never needs or waits for a network: the run lands in
 <run dir>/wandb/offline-run-*/ and `wandb sync` uploads it later; `online` works where a key exists.
 Pile rows contain real names and e-mail addresses, so the table carries doc ids, not text, unless
@@ -52,7 +53,8 @@ class WandbLogger:
         summary: dict = {}
         for key, value in (("before", results.before), ("after", results.after), ("thresholds", results.thresholds),
                            ("heldout_ppl", results.heldout_ppl), ("selection", results.selection),
-                           ("durability", results.durability)):
+                           ("durability", results.durability), ("selectivity", results.selectivity),
+                           ("phase_seconds", results.phase_seconds)):
             _flatten(key, value, summary)
         utility = results.utility or {}
         _flatten("utility", {"average_before": utility.get("average_before"),
@@ -69,9 +71,10 @@ class WandbLogger:
         if run_dir is not None and results.epochs:
             from dataclasses import replace
 
-            from .report.plots import curves
+            from .report.plots import curves, selectivity
 
-            path = curves([replace(results, run_dir=str(run_dir))], Path(run_dir))
-            if path is not None:
-                self.run.log({f"plots/{Path(path).stem}": self.wandb.Image(str(path))})
+            for draw in (curves, selectivity):
+                path = draw([replace(results, run_dir=str(run_dir))], Path(run_dir))
+                if path is not None:
+                    self.run.log({f"plots/{Path(path).stem}": self.wandb.Image(str(path))})
         self.run.finish()

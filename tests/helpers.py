@@ -84,8 +84,9 @@ def run_cli(args: list[str], cwd: Path | None = None, timeout: int = 600) -> sub
                            *args], cwd=cwd or REPO_DIR, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def read_wandb_history(run_file: Path) -> list[dict]:
-    """The history rows of an offline W&B run file (run-*.wandb), read without the W&B service.
+def read_wandb_history(run_file: Path, record_type: str = "history") -> list[dict]:
+    """The history rows (or, with record_type="summary", the summary updates) of an offline W&B run file
+    (run-*.wandb), read without the W&B service.
 
     The file is a 7-byte header (':W&B', magic 0xBEE1, version) followed by LevelDB-log records in
     32 KiB blocks (4-byte CRC, 2-byte length, 1-byte type: 1 full, 2 first, 3 middle, 4 last); each
@@ -112,9 +113,9 @@ def read_wandb_history(run_file: Path) -> list[dict]:
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
-            if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
+            if record.WhichOneof("record_type") == record_type:
+                items = record.history.item if record_type == "history" else record.summary.update
+                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items})
     return rows
 
 

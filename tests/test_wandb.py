@@ -27,9 +27,14 @@ def test_offline_wandb_run_holds_the_per_epoch_metrics(micro_memorizer, tmp_path
     assert [row["_step"] for row in logged] == [line["epoch"] for line in epochs] == [1, 2, 3]
     assert [row["train/forget_ma"] for row in logged] == [line["forget_ma"] for line in epochs]
     assert [row["train/loss"] for row in logged] == [line["loss"] for line in epochs]
+    assert [row["train/retain_ma"] for row in logged] == [line["retain_ma"] for line in epochs]  # the selectivity curve
     # the logger draws the run's trajectory plot itself and logs it beside the per-example table
     keys = {key.rsplit("/", 1)[0] for row in history for key in row}  # an image or a table: <key>/<field>
-    assert (run_dir / "curves.png").exists() and {"plots/curves", "per_example"} <= keys
+    assert (run_dir / "curves.png").exists() and {"plots/curves", "plots/selectivity", "per_example"} <= keys
+    summary = {key: value for update in read_wandb_history(files[0], "summary") for key, value in update.items()}
+    record = json.loads((run_dir / "results.json").read_text())
+    assert summary["selectivity/retain_ma_kept_end"] == record["selectivity"]["retain_ma_kept_end"]
+    assert summary["phase_seconds/erase"] == record["phase_seconds"]["erase"]
 
 
 def test_nothing_imports_wandb_without_the_wandb_logger(micro_memorizer, tmp_path):

@@ -7,6 +7,8 @@ Loss-based methods subclass `methods.gradient.GradientMethod` and only define th
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,6 +34,17 @@ class RunContext:
     before: dict                 # name -> per-example metrics before erasure
     heldout: torch.Tensor | None = None  # held-out text windows for the perplexity guard
     logger: object | None = None  # the W&B logger (log_epoch) when logger=wandb
+    phases: dict = field(default_factory=dict)  # seconds of the method's timed parts (select, measure_after)
+
+    @contextmanager
+    def timed(self, phase: str):
+        """Add the block's wall seconds to phases[phase]: the run record's phase_seconds split the method's
+        time into these and the rest (the erasure itself)."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.phases[phase] = round(self.phases.get(phase, 0.0) + time.time() - started, 2)
 
     def train_log(self):
         """train_log.jsonl in the run directory, mirrored to the dashboard when there is one."""

@@ -38,6 +38,11 @@ def measure_after(trainer: Trainer, ctx: RunContext, result: EngineResult) -> di
     """The figures after erasure, through the trainer: the forget split's last full check of
     run_epochs (`result.forget_after`) or a fresh one, then the splits of after_plan; leaves in
     ctx.model a plain model with the edited weights, every weight trainable again, for the rest of the run."""
+    with ctx.timed("measure_after"):
+        return _measure_after(trainer, ctx, result)
+
+
+def _measure_after(trainer: Trainer, ctx: RunContext, result: EngineResult) -> dict:
     after = {"forget": result.forget_after}
     if result.forget_after is None:
         log.info("after: measuring forget (%d rows, MA and EL)", len(ctx.splits["forget"].seqs))
@@ -91,12 +96,18 @@ class GradientMethod:
         every = ctx.cfg.select.get("refresh_every", 0)
         if not every:
             return None
-        return lambda epoch: self._select(ctx).masks if (epoch - 1) % every == 0 else None
+        def reselect(epoch: int):
+            if (epoch - 1) % every == 0:
+                with ctx.timed("select"):
+                    return self._select(ctx).masks
+            return None
+        return reselect
 
     def erase(self, ctx: RunContext) -> Outcome:
         cfg = ctx.cfg
         self.setup(ctx)
-        selection = self._select(ctx)
+        with ctx.timed("select"):
+            selection = self._select(ctx)
         log.info("selection: %s of %d weights (%s)", f"{selection.n_selected:,}", selection.n_total, selection.rule)
         trainer = self.trainer(ctx, selection)
         train_log = ctx.train_log()

@@ -49,10 +49,11 @@ class Retrain:
         ctx.model.load_state_dict(oracle.state_dict())
         after = {}
         plan = {"forget": True, **after_plan(cfg)}
-        for name, with_el in plan.items():
-            seqs = ctx.splits[name].seqs
-            log.info("after: measuring %s (%d rows)", name, len(seqs))
-            after[name] = _measure(ctx, seqs, with_el) if seqs else []
+        with ctx.timed("measure_after"):
+            for name, with_el in plan.items():
+                seqs = ctx.splits[name].seqs
+                log.info("after: measuring %s (%d rows)", name, len(seqs))
+                after[name] = _measure(ctx, seqs, with_el) if seqs else []
         return Outcome(status="retrained", after=after, extra={"oracle_key": facts["key"],
                                                                  "oracle_train_seconds": facts["train_seconds"],
                                                                  "left_out": len(left)},

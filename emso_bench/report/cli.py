@@ -15,21 +15,29 @@ from ..errors import UserError, exit_on_user_error
 
 def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     from .collect import collect
-    from .plots import curves, tradeoff
-    from .tables import aggregate, durability_markdown, latex, markdown, to_csv
+    from .plots import curves, selectivity, tradeoff
+    from .tables import aggregate, durability_markdown, latex, markdown, selectivity_markdown, to_csv
 
     records = collect(root)
     if not records:
         raise UserError(f"{root}: no runs found (expected results.json files under it)")
     rows = aggregate(records)
     out.mkdir(parents=True, exist_ok=True)
-    plots = [p for p in (tradeoff(records, out), curves(records, out)) if p is not None]
+    plots = [p for p in (tradeoff(records, out), curves(records, out), selectivity(records, out)) if p is not None]
     counts = {s: sum(r.status == s for r in records) for s in sorted({r.status for r in records})}
     md = [f"# Report: {root}", "", f"{len(records)} jobs: " + ", ".join(f"{n} {s}" for s, n in counts.items()), "",
           "Mean ± sample std (n - 1) over the draws with a record (a cell with fewer values than the row's runs "
           "says how many); `retain kept` is retain EL_10 after / before; `ppl x` is "
           "held-out perplexity after / before; `utility` is the mean accuracy of the reasoning tasks after.", "",
           markdown(rows)]
+    selective = selectivity_markdown(rows)
+    if selective:
+        md += ["", "## Selectivity (forget against retain)", "",
+               "What erasing the forget rows cost the retain rows (emso_bench/selectivity.py): retain MA / its start "
+               "when forget MA has fallen halfway to the MA threshold (`½`) and at the stop; r, the retain split's "
+               "drop over the forget split's by MA and EL_10 (0: only the forget rows moved, 1: both fell alike); "
+               "and each run's forget and retain figures after minus those of the retrain oracle on the same rows "
+               "(when the report holds it).", "", selective]
     durable = durability_markdown(rows)
     if durable:
         md += ["", "## Durability (eval=durable, forget split)", "",

@@ -58,9 +58,26 @@ def _missing_record(job: dict) -> RunRecord:
                      forget=OmegaConf.to_container(cfg.forget, resolve=True), overrides=job)
 
 
+def _rows_key(r: RunRecord) -> tuple | None:
+    """Which rows a run erased: model, forget size and draw (None for a subset or a file)."""
+    forget = r.forget or {}
+    if forget.get("subset") or forget.get("path"):
+        return None
+    return (r.model, forget.get("size"), forget.get("draw"))
+
+
+def attach_oracles(records: list[RunRecord]) -> None:
+    """Give every record the finished retrain oracle (method=retrain) of the same model and forget rows, if the
+    same report holds one: the report's gaps to the oracle read it."""
+    oracles = {_rows_key(r): r for r in records if r.method == "retrain" and r.status == "retrained"}
+    for r in records:
+        key = _rows_key(r)
+        r.oracle = oracles.get(key) if key is not None else None
+
+
 def collect(root: Path) -> list[RunRecord]:
-    """Every record under root (with the folder it was found in and the job's overrides), and a `missing`
-    stand-in for every job the sweep expected that left no record."""
+    """Every record under root (with the folder it was found in, the job's overrides and the oracle of its
+    rows when one is there), and a `missing` stand-in for every job the sweep expected that left no record."""
     records = []
     for path in sorted(root.rglob("results.json")):
         try:
@@ -69,4 +86,6 @@ def collect(root: Path) -> list[RunRecord]:
             results = {"status": "failed", "error": "unreadable results.json"}
         records.append(RunRecord.from_json(results, run_dir=str(path.parent), overrides=_overrides(path.parent)))
     found = [r.overrides for r in records]
-    return records + [_missing_record(job) for job in expected_jobs(root) if job not in found]
+    records += [_missing_record(job) for job in expected_jobs(root) if job not in found]
+    attach_oracles(records)
+    return records

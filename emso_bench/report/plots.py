@@ -4,7 +4,6 @@ Matplotlib's Agg backend: no display needed. Failed and missing runs have no poi
 """
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..record import read_train_log  # noqa: E402
 from ..run_record import RunRecord  # noqa: E402
 from ..metrics import registry  # noqa: E402
 from .tables import HEADLINE, REPORT_PARAMS, _get, group_key, mean_std  # noqa: E402
@@ -96,13 +96,6 @@ def tradeoff(records: list[RunRecord], out: Path) -> Path | None:
     return path
 
 
-def _history(r: RunRecord) -> list[dict]:
-    path = Path(r.run_dir) / "train_log.jsonl" if r.run_dir else None
-    if path is None or not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def curves(records: list[RunRecord], out: Path) -> Path | None:
     """Forget MA and EL_10 per epoch, one line per method (the runs of the most common forget size)."""
     runs = [r for r in _done(records) if r.method not in ("none", "task_vector")]
@@ -114,7 +107,7 @@ def curves(records: list[RunRecord], out: Path) -> Path | None:
     for method in sorted({r.method for r in runs}):
         color = None
         for i, r in enumerate(x for x in runs if x.method == method and group_key(x)[3] == size):
-            lines = [h for h in _history(r) if "forget_ma" in h]
+            lines = [h for h in read_train_log(r.run_dir) if "forget_ma" in h]
             if not lines:
                 continue
             label = method if i == 0 else None
@@ -132,6 +125,50 @@ def curves(records: list[RunRecord], out: Path) -> Path | None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     path = out / "curves.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def selectivity(records: list[RunRecord], out: Path) -> Path | None:
+    """Forget MA (x, falling to the right) against retain MA (y) along every run's epochs, epoch 0 being the
+    figures before erasure: one panel per forget size, one colour per method, one line per draw; the retrain
+    oracle a star at its forget and retain MA after. A selective eraser runs flat at the top; a blunt one
+    falls along the diagonal. The MA threshold is the dashed line."""
+    from ..selectivity import curve
+
+    runs = [r for r in _done(records) if r.before and r.before.get("retain") and r.before.get("forget")]
+    lines = {id(r): curve(r.before, read_train_log(r.run_dir)) for r in runs}
+    runs = [r for r in runs if len(lines[id(r)]) > 1 or r.method == "retrain"]
+    if not any(len(points) > 1 for points in lines.values()):
+        return None
+    sizes = sorted({group_key(r)[3] for r in runs}, key=_size_order)
+    several_models = len({r.model for r in runs}) > 1
+    labels = sorted({_label(r, several_models) for r in runs})
+    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes) + 2, 4.0), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        for r in (r for r in runs if group_key(r)[3] == size):
+            label, points = _label(r, several_models), lines[id(r)]
+            if r.method == "retrain":
+                ax.plot(_get(r.after, "forget", "ma"), _get(r.after, "retain", "ma"), "*", ms=14,
+                        color=colors[label], markeredgecolor="black", zorder=5)
+            else:
+                ax.plot([p[1] for p in points], [p[2] for p in points], "-", color=colors[label], alpha=0.75, lw=1.2)
+        thresholds = [_get(r.thresholds, "ma") for r in runs if group_key(r)[3] == size]
+        if thresholds and thresholds[0] is not None:
+            ax.axvline(float(np.mean(thresholds)), color="grey", ls="--", lw=1)
+        ax.invert_xaxis()
+        ax.set(title=f"forget set: {size}", xlabel="forget MA (erasure proceeds to the right)", ylabel="retain MA")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=c, marker="*" if label.startswith("retrain") else None,
+                          ls="" if label.startswith("retrain") else "-", ms=10, label=label)
+               for label, c in colors.items()]
+    handles.append(plt.Line2D([], [], color="grey", ls="--", lw=1, label="MA threshold"))
+    fig.legend(handles=handles, loc="center right", fontsize=7)
+    fig.suptitle("selectivity: retain MA while the forget MA falls, epoch by epoch (one line per draw)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.9 / fig.get_figwidth(), 1))
+    path = out / "selectivity.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -71,6 +71,34 @@ DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives e
 ]
 
 
+def _selectivity(r: RunRecord) -> dict:
+    """The record's selectivity block; for a record written before it existed, computed from its figures and
+    train log the same way (emso_bench/selectivity.py)."""
+    if r.selectivity is not None or not (r.before and r.after and r.thresholds):
+        return r.selectivity or {}
+    from ..record import read_train_log
+    from ..selectivity import summary
+
+    return summary(r.before, r.after, read_train_log(r.run_dir), r.thresholds["ma"], HEADLINE) or {}
+
+
+def _gap(r: RunRecord, split: str, key: str):
+    """This run's figure after minus the retrain oracle's on the same rows (report/collect.attach_oracles)."""
+    mine, oracle = _get(r.after, split, key), _get(r.oracle.after, split, key) if r.oracle else None
+    return mine - oracle if mine is not None and oracle is not None and r.method != "retrain" else None
+
+
+SELECTIVITY_COLUMNS = [  # what the erasure cost the retain rows, and how far each run ends from the oracle
+    ("retain MA kept ½", lambda r: _selectivity(r).get("retain_ma_kept_half")),
+    ("retain MA kept", lambda r: _selectivity(r).get("retain_ma_kept_end")),
+    ("r MA", lambda r: _selectivity(r).get("r_ma")),
+    ("r EL10", lambda r: _selectivity(r).get(f"r_{HEADLINE}")),
+    ("forget MA − oracle", lambda r: _gap(r, "forget", "ma")),
+    ("forget EL10 − oracle", lambda r: _gap(r, "forget", HEADLINE)),
+    ("retain MA − oracle", lambda r: _gap(r, "retain", "ma")),
+]
+
+
 def _get(figures: dict | None, *keys):
     """figures[k1][k2]..., None where a level is missing."""
     for key in keys:
@@ -118,7 +146,7 @@ def aggregate(records: list[RunRecord]) -> list[dict]:
             statuses[r.status] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
-        for header, get in columns() + DURABILITY_COLUMNS:
+        for header, get in columns() + DURABILITY_COLUMNS + SELECTIVITY_COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
             row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
@@ -150,23 +178,33 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def durability_markdown(rows: list[dict]) -> str | None:
-    """The durability table (rows with eval=durable figures only), or None when no run has them."""
-    rows = [row for row in rows if any(row[h] is not None for h, _ in DURABILITY_COLUMNS)]
+def _side_table(rows: list[dict], cols: list) -> str | None:
+    """A table of `cols` for the rows that have any of them, or None when none has."""
+    rows = [row for row in rows if any(row[h] is not None for h, _ in cols)]
     if not rows:
         return None
-    headers = HEAD + [h for h, _ in DURABILITY_COLUMNS]
+    headers = HEAD + [h for h, _ in cols]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], 3, row["runs"]) for h, _ in DURABILITY_COLUMNS]
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], 3, row["runs"]) for h, _ in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def durability_markdown(rows: list[dict]) -> str | None:
+    """The durability table (rows with eval=durable figures only), or None when no run has them."""
+    return _side_table(rows, DURABILITY_COLUMNS)
+
+
+def selectivity_markdown(rows: list[dict]) -> str | None:
+    """The selectivity table (rows whose runs have a forget and a retain split), or None when none has."""
+    return _side_table(rows, SELECTIVITY_COLUMNS)
 
 
 def to_csv(rows: list[dict]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
-    main = [h for h, _ in columns()]
+    main = [h for h, _ in columns() + SELECTIVITY_COLUMNS]
     writer.writerow(HEAD + ["runs"] + [f"{h} {s}" for h in main for s in ("mean", "std")])
     for row in rows:
         values = [row[h] for h in HEAD] + [row["runs"]]
