@@ -12,7 +12,7 @@ from emso_bench import record
 from emso_bench.paths import REPO_DIR
 from emso_bench.report import pick
 from emso_bench.report.collect import collect
-from emso_bench.report.tables import aggregate, markdown
+from emso_bench.report.tables import aggregate, markdown, selectivity_markdown
 from emso_bench.run_record import FINISHED, SCHEMA_VERSION, STATUSES, RunRecord
 
 RUNS = REPO_DIR / "docs" / "results" / "runs"
@@ -81,6 +81,7 @@ def test_the_report_from_committed_records_gives_the_committed_tables(sweep):
     committed = (REPO_DIR / "docs" / "results" / f"{sweep}.md").read_text()
     table = markdown(aggregate(records))
     assert table in committed  # the README quotes these tables
+    assert (selectivity_markdown(aggregate(records)) or "") in committed
     if "## Tuning choice per method" in committed:
         assert pick.markdown(pick.pick(records)) in committed
 

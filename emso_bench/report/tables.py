@@ -74,8 +74,8 @@ DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives e
 def _selectivity(r: RunRecord) -> dict:
     """The record's selectivity block; for a record written before it existed, computed from its figures and
     train log the same way (emso_bench/selectivity.py)."""
-    if r.selectivity is not None or not (r.before and r.after and r.thresholds):
-        return r.selectivity or {}
+    if r.selectivity is not None or r.method == "none" or not (r.before and r.after and r.thresholds):
+        return r.selectivity or {}  # method=none moved nothing: no selectivity, as its own record says
     from ..record import read_train_log
     from ..selectivity import summary
 
