@@ -42,9 +42,12 @@ class WandbLogger:
         )
 
     def log_epoch(self, line: dict) -> None:
-        """One history step per erasure epoch (train_log.jsonl's line)."""
-        values = {f"train/{k}": v for k, v in line.items() if isinstance(v, (int, float)) and k != "epoch"}
-        self.run.log(values, step=int(line.get("epoch", line.get("step", 0))))
+        """One history step per train-log line (an erasure epoch), steps counted 1, 2, ... across the whole run:
+        task_vector's fine-tune epochs and its alpha search each count from 1, and W&B drops a step that does
+        not increase, so the line's own epoch is logged as `train/epoch` rather than used as the step."""
+        self._step = getattr(self, "_step", 0) + 1
+        values = {f"train/{k}": v for k, v in line.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        self.run.log(values, step=self._step)
 
     def finish(self, results: RunRecord, per_example: list[dict], texts: dict | None = None,
                run_dir: Path | None = None) -> None:

@@ -44,3 +44,24 @@ def test_nothing_imports_wandb_without_the_wandb_logger(micro_memorizer, tmp_pat
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_DIR, capture_output=True, text=True, timeout=600)
     assert "WANDB_NOT_IMPORTED" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert (tmp_path / "results.json").exists()
+
+
+def test_every_train_log_line_gets_its_own_increasing_step_even_when_epochs_restart():
+    from emso_bench.wandb_logger import WandbLogger
+
+    class Run:
+        def __init__(self):
+            self.logged = []
+
+        def log(self, values, step):
+            self.logged.append((step, values))
+
+    logger = WandbLogger.__new__(WandbLogger)  # no wandb.init: only the step bookkeeping is under test
+    logger.run = Run()
+    lines = [{"phase": "finetune", "epoch": 1, "nll": 0.5}, {"phase": "finetune", "epoch": 2, "nll": 0.2},
+             {"phase": "negate", "alpha": 0.5, "epoch": 1, "forget_ma": 0.9}, {"phase": "negate", "epoch": 2, "forget_ma": 0.4}]
+    for line in lines:
+        logger.log_epoch(line)
+    assert [step for step, _ in logger.run.logged] == [1, 2, 3, 4]  # task_vector's search is not dropped
+    assert [values["train/epoch"] for _, values in logger.run.logged] == [1, 2, 1, 2]
+    assert logger.run.logged[2][1] == {"train/alpha": 0.5, "train/epoch": 1, "train/forget_ma": 0.9}
