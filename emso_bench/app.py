@@ -73,7 +73,7 @@ def main(cfg: DictConfig) -> str | None:
         if not _is_multirun():
             sys.exit(2)
         if not cfg.dry_run:  # a dry run writes nothing, not even a failure
-            _record_failure(cfg, run_dir, str(err), started)
+            _record_failure(cfg, run_dir, str(err), started, bad_input=True)
     except Exception as err:  # a bug or a crash: keep the traceback, record the failure
         _record_failure(cfg, run_dir, f"{type(err).__name__}: {err}", started, traceback.format_exc())
         if not _is_multirun():
@@ -127,10 +127,13 @@ def _launch(cfg: DictConfig, run_dir: Path, started: float) -> None:
             sys.exit(code)
 
 
-def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, tb: str | None = None) -> None:
+def _record_failure(cfg: DictConfig, run_dir: Path, error: str, started: float, tb: str | None = None,
+                    bad_input: bool = False) -> None:
+    """Write a failed record, unless the directory holds a finished one that must stay: always on bad input
+    (refused before the run began, overwrite=true or not), and on a crash unless overwrite=true re-ran it."""
     log.error("run failed: %s", error)
-    if record.is_finished(run_dir) and not cfg.overwrite:
-        return  # never replace a finished record
+    if record.is_finished(run_dir) and (bad_input or not cfg.overwrite):
+        return  # never replace a finished record with a run that never started
     record.write_results(run_dir, RunRecord(
         status="failed", error=error, traceback=tb, model=cfg.model.name, method=cfg.method.name,
         select=cfg.select.rule, seed=cfg.seed, forget=OmegaConf.to_container(cfg.forget, resolve=True),

@@ -117,3 +117,21 @@ def test_a_finished_run_of_another_config_is_neither_skipped_nor_replaced(measur
     same = run_cli([*MICRO, "method=none", "threads=1", f"hydra.run.dir={measured_run}"])  # runtime keys aside
     assert same.returncode == 0 and "already finished" in same.stderr + same.stdout, same.stderr[-2000:]
     assert _record_files(measured_run) == before
+
+
+def test_a_multirun_job_refused_as_bad_input_never_replaces_a_finished_record(measured_run, tmp_path):
+    """In a multirun a job's input is checked as the job starts, after its folder exists; refused input
+    there leaves a finished record alone even under overwrite=true (a crash of a re-run does replace it)."""
+    import shutil
+
+    from emso_bench.app import _record_failure
+    from tests.helpers import compose
+
+    cfg = compose([*MICRO, "method=none", "overwrite=true"])
+    job = tmp_path / "job"
+    shutil.copytree(measured_run, job)
+    finished = (job / "results.json").read_text()
+    _record_failure(cfg, job, "forget.size=-5: expected a whole number", 0.0, bad_input=True)
+    assert (job / "results.json").read_text() == finished
+    _record_failure(cfg, job, "RuntimeError: out of memory", 0.0)  # the re-run overwrite=true asked for crashed
+    assert json.loads((job / "results.json").read_text())["status"] == "failed"
