@@ -87,3 +87,16 @@ def test_the_selectivity_plot_draws_each_runs_epochs_and_the_oracle(tmp_path, mo
     assert ([0.9, 0.7, 0.4, 0.05], [0.8, 0.78, 0.6, 0.5], "-") in drawn  # epoch 0 first, then the log
     assert (0.2, 0.79, "*") in drawn
     assert selectivity([oracle], tmp_path / "none") is None  # no trajectory: no plot
+
+
+def test_the_time_table_averages_each_phase_over_the_draws():
+    from dataclasses import replace
+
+    from emso_bench.report.tables import phases_markdown
+
+    runs = [replace(_record("ga", 1, 0.05, 0.5), phase_seconds={"load": 2.0, "erase": 100.0, "measure_after": 30.0}),
+            replace(_record("ga", 2, 0.05, 0.5), phase_seconds={"load": 4.0, "erase": 140.0, "measure_after": 50.0})]
+    (row,) = aggregate(runs)
+    assert row["erase s"][:2] == pytest.approx((120.0, math.sqrt(800.0))) and row["select s"] is None
+    assert "| 3 ± 1 | – | – | 120 ± 28 | 40 ± 14 |" in phases_markdown([row])
+    assert phases_markdown(aggregate([_record("ga", 1, 0.05, 0.5)])) is None  # records from before phase_seconds

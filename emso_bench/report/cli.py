@@ -16,7 +16,7 @@ from ..errors import UserError, exit_on_user_error
 def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
     from .collect import collect
     from .plots import curves, selectivity, tradeoff
-    from .tables import aggregate, durability_markdown, latex, markdown, selectivity_markdown, to_csv
+    from .tables import aggregate, durability_markdown, latex, markdown, phases_markdown, selectivity_markdown, to_csv
 
     records = collect(root)
     if not records:
@@ -46,6 +46,12 @@ def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
                "its last step count (on retain rows; on the first half of each forget row); forget MA with the "
                "weights rounded to 8 and 4 bits (per channel, and 4-bit groups); membership-inference AUCs of "
                "forget against unseen rows (0.5: indistinguishable).", "", durable]
+    phases = phases_markdown(rows)
+    if phases:
+        md += ["", "## Where the time went (seconds per run)", "",
+               "Each run's wall time by phase (the record's phase_seconds): loading, the figures before, weight "
+               "selection, the erasure epochs (with their per-epoch checks), the figures after, held-out perplexity "
+               "and utility after, and the durability probes.", "", phases]
     md += [f"![{p.stem}]({p.name})" for p in plots]
     if pick_defaults:
         from . import pick

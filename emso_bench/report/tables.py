@@ -99,6 +99,10 @@ SELECTIVITY_COLUMNS = [  # what the erasure cost the retain rows, and how far ea
 ]
 
 
+PHASES = ("load", "measure_before", "select", "erase", "measure_after", "general_after", "durability")
+PHASE_COLUMNS = [(f"{phase} s", lambda r, p=phase: (r.phase_seconds or {}).get(p)) for phase in PHASES]  # run.Phases
+
+
 def _get(figures: dict | None, *keys):
     """figures[k1][k2]..., None where a level is missing."""
     for key in keys:
@@ -146,7 +150,7 @@ def aggregate(records: list[RunRecord]) -> list[dict]:
             statuses[r.status] += 1
         row = {"model": key[0], "method": key[1], "select": key[2], "forget": key[3], "setting": key[4], "runs": len(runs),
                "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))}
-        for header, get in columns() + DURABILITY_COLUMNS + SELECTIVITY_COLUMNS:
+        for header, get in columns() + DURABILITY_COLUMNS + SELECTIVITY_COLUMNS + PHASE_COLUMNS:
             values = [float(v) for v in (get(r) for r in runs) if v is not None and math.isfinite(float(v))]
             row[header] = (*mean_std(values), len(values)) if values else None
         rows.append(row)
@@ -178,7 +182,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _side_table(rows: list[dict], cols: list) -> str | None:
+def _side_table(rows: list[dict], cols: list, digits: int = 3) -> str | None:
     """A table of `cols` for the rows that have any of them, or None when none has."""
     rows = [row for row in rows if any(row[h] is not None for h, _ in cols)]
     if not rows:
@@ -186,9 +190,14 @@ def _side_table(rows: list[dict], cols: list) -> str | None:
     headers = HEAD + [h for h, _ in cols]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
-        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], 3, row["runs"]) for h, _ in cols]
+        cells = [str(row[h]) for h in HEAD] + [_fmt(row[h], digits, row["runs"]) for h, _ in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def phases_markdown(rows: list[dict]) -> str | None:
+    """Where the wall time went (the records' phase_seconds), or None when no record has them."""
+    return _side_table(rows, PHASE_COLUMNS, digits=0)
 
 
 def durability_markdown(rows: list[dict]) -> str | None:
