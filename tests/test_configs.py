@@ -76,3 +76,11 @@ def test_thresholds_come_from_the_unseen_split_or_fixed_el10_values_only():
     assert resolve_thresholds(fixed, None, "el_10")["el_10"] == 0.03
     with pytest.raises(UserError, match="EL_5"):  # an EL_10 value is never a bar for EL_5
         resolve_thresholds(fixed, None, "el_5")
+
+
+def test_eval_full_is_default_and_durable_together():
+    """The presets each re-include fast: a `durable: null` or `utility: null` in fast would silently drop one."""
+    full, default, durable = (compose([f"eval={name}"]).eval for name in ("full", "default", "durable"))
+    assert full.utility == default.utility and full.utility.tasks
+    assert full.durable == durable.durable and full.durable.sampling.samples == 16
+    assert compose([]).eval.get("durable") is None  # eval=fast, the default: no probes
