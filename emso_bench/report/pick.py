@@ -34,6 +34,7 @@ def pick(records: list[RunRecord]) -> list[dict]:
         out.append({"method": method, "choice": setting(best), "status": best.status,
                     "epochs": best.epochs, "retain_kept": _ratio(_get(best.after, "retain", HEADLINE),
                                                                   _get(best.before, "retain", HEADLINE)),
+                    "retain_ma_kept": _ratio(_get(best.after, "retain", "ma"), _get(best.before, "retain", "ma")),
                     "ppl_ratio": (best.heldout_ppl or {}).get("ratio"),
                     "forget_el_10": _get(best.after, "forget", HEADLINE),
                     "forgotten_in_grid": sum(r.status == "forgotten" for r in runs), "grid_size": len(runs)})
@@ -41,10 +42,10 @@ def pick(records: list[RunRecord]) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | chosen | status | epochs | retain kept | ppl x | forget EL10 | forgot in grid |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | chosen | status | epochs | retain kept | retain MA kept | ppl x | forget EL10 | forgot in grid |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
         lines.append(f"| {r['method']} | {r['choice']} | {r['status']} | {r['epochs']} | {fmt(r['retain_kept'], 2)} | "
-                     f"{fmt(r['ppl_ratio'], 2)} | {fmt(r['forget_el_10'], 4)} | {r['forgotten_in_grid']}/{r['grid_size']} |")
+                     f"{fmt(r['retain_ma_kept'], 2)} | {fmt(r['ppl_ratio'], 2)} | {fmt(r['forget_el_10'], 4)} | {r['forgotten_in_grid']}/{r['grid_size']} |")
     return "\n".join(lines) + "\n"
