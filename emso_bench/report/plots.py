@@ -145,7 +145,8 @@ def selectivity(records: list[RunRecord], out: Path) -> Path | None:
     sizes = sorted({group_key(r)[3] for r in runs}, key=_size_order)
     several_models = len({r.model for r in runs}) > 1
     labels = sorted({_label(r, several_models) for r in runs})
-    colors = {label: plt.cm.tab10(i % 10) for i, label in enumerate(labels)}
+    palette = plt.cm.tab10 if len(labels) <= 10 else plt.cm.tab20  # a grid of 12 settings: no colour twice
+    colors = {label: palette(i % palette.N) for i, label in enumerate(labels)}
     fig, axes = plt.subplots(1, len(sizes), figsize=(4.6 * len(sizes) + 2, 4.0), squeeze=False)
     for ax, size in zip(axes[0], sizes):
         for r in (r for r in runs if group_key(r)[3] == size):
