@@ -14,6 +14,7 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 
@@ -145,6 +146,7 @@ def aggregate(records: list[RunRecord]) -> list[dict]:
     rows = []
     for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
         runs = [r for r in groups[key] if r.status not in ("failed", "missing")]
+        runs = [r if r.selectivity is not None else replace(r, selectivity=_selectivity(r)) for r in runs]  # once each
         statuses: dict[str, int] = defaultdict(int)
         for r in groups[key]:
             statuses[r.status] += 1
