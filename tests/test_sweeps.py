@@ -38,6 +38,22 @@ def test_command_line_overrides_win_over_the_sweep_files_params_in_the_job_count
     assert sweep_jobs(["forget.size=512"], {"forget.size": "128,256"}) == [["forget.size=512"]]
 
 
+@pytest.mark.parametrize("sweep", ["comparison", "comparison_32", "durability"])
+def test_the_long_sweeps_run_draw_by_draw_in_hydras_own_job_order(sweep):
+    """Hydra's basic sweeper runs the product of the params in file order: draw-major files finish whole draws
+    first, so a sweep stopped part-way holds complete draws."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        hydra_cfg = hydra_compose(config_name="config", overrides=[f"+sweeps={sweep}"], return_hydra_config=True)
+    params = OmegaConf.to_container(hydra_cfg.hydra.sweeper.params)
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    jobs = BasicSweeper.split_arguments(overrides, None)[0]
+    draws = [next(o for o in job if o.startswith("forget.draw=")) for job in jobs]
+    assert len(set(draws)) == 3 and draws == sorted(draws)
+
+
 def test_the_time_left_shares_the_jobs_left_among_the_launchers_parallel_workers():
     assert time_left([600.0], jobs_left=29, workers=2) == 29 * 600 / 2  # not 29 x 600: two run at once
     assert time_left([300.0, 900.0], jobs_left=1, workers=2) == 600  # one job left: one worker busy
