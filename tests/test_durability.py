@@ -9,7 +9,7 @@ import torch
 from emso_bench.durability.mia import auc, scores
 from emso_bench.durability.quantize import quantized_copy, rtn
 from emso_bench.durability.relearn import RelearnParams, first_halves, recovery, relearn
-from emso_bench.durability.sampling import SamplingParams, row_figures, sampling_extraction
+from emso_bench.durability.sampling import SamplingParams, row_figures, sample_suffixes, sampling_extraction
 from emso_bench.metrics import MetricParams
 
 
@@ -84,6 +84,30 @@ def test_sampling_is_reproducible_under_a_seed_and_differs_across_seeds(micro_me
     assert memorized["best_match"] > a["best_match"]  # recited rows come back under sampling too
 
 
+def test_sampling_does_not_depend_on_which_rows_share_a_batch(micro_memorizer):
+    import copy
+
+    path, model, _ = micro_memorizer
+    exact = copy.deepcopy(model).double()  # float64: batch shapes cannot move a draw by rounding
+    seqs = [torch.as_tensor(r) for r in np.load(path / "unseen.npy").astype(np.int64)[:3]]
+    sp = SamplingParams(samples=4, length=12, seed=3)
+    alone = sampling_extraction(exact, seqs, sp, rows_per_batch=1)["rows"]
+    assert sampling_extraction(exact, seqs, sp, rows_per_batch=3)["rows"] == alone
+    assert sampling_extraction(exact, seqs, sp, rows_per_batch=2)["rows"] == alone
+
+
+def test_top_1_sampling_is_greedy_decoding(micro_memorizer):
+    path, model, _ = micro_memorizer
+    seqs = [torch.as_tensor(r) for r in np.load(path / "unseen.npy").astype(np.int64)[:2]]
+    sp = SamplingParams(samples=2, top_k=1, context=20, length=15)
+    got = sample_suffixes(model, seqs, sp, [0, 1])
+    with torch.no_grad():  # transformers' own greedy decoding, one row at a time
+        want = [model.generate(x[None, :20], max_new_tokens=15, min_new_tokens=15, do_sample=False,
+                               pad_token_id=0)[0, 20:] for x in seqs]
+    for samples, greedy in zip(got, want):
+        assert samples.shape == (2, 15) and all(torch.equal(s, greedy) for s in samples)
+
+
 def test_relearning_brings_erased_rows_back(micro_memorizer):
     from emso_bench.probe import ascend_until_halfway
 
@@ -129,3 +153,8 @@ def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(
 
     table = durability_markdown(aggregate([RunRecord.from_json(results, run_dir=str(tmp_path))]))
     assert table and "int4 MA" in table
+    header, _, row = table.strip().splitlines()[:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")]))
+    last = d["relearn"]["attacks"]
+    assert cells["relearn retain EL10"] == f"{last['retain']['2']['forget_el_10']:.3f}"
+    assert cells["relearn half rec"] == f"{last['half']['2']['recovery_ma']:.3f}"

@@ -74,6 +74,12 @@ class _Preallocated(DynamicLayer):
         self.keys, self.values = self._k[:, :, : self._len], self._v[:, :, : self._len]
 
 
+def preallocated_cache(kv, capacity: int) -> Cache:
+    """A transformers Cache holding `kv` ((keys, values) per layer, batch x heads x positions x dim) with
+    room for `capacity` positions, appended in place (what every cached decoder of the suite uses)."""
+    return Cache(layers=[_Preallocated(keys, values, capacity) for keys, values in kv])
+
+
 @torch.no_grad()
 def _decode_batch(model, kv, batch: list[tuple[int, int, int]], first_tokens: torch.Tensor) -> torch.Tensor:
     """Decode the batch's branches: row r continues x_<b (its cached keys/values, left-padded to the
@@ -93,11 +99,11 @@ def _decode_batch(model, kv, batch: list[tuple[int, int, int]], first_tokens: to
     width = widest[-1]
     pos = torch.arange(width, device=device)[None, :] - (width - starts[:, None])  # source position per slot
     gather = pos.clamp(min=0)
-    layers = []
-    for keys, values in kv:  # (rows, width, heads, dim) after the gather -> (rows, heads, width, dim)
-        layers.append(_Preallocated(keys[rows[:, None], :, gather].permute(0, 2, 1, 3),
-                                    values[rows[:, None], :, gather].permute(0, 2, 1, 3), width + 1 + steps))
-    cache = Cache(layers=layers)
+    # (rows, width, heads, dim) after the gather -> (rows, heads, width, dim)
+    cache = preallocated_cache([(keys[rows[:, None], :, gather].permute(0, 2, 1, 3),
+                                 values[rows[:, None], :, gather].permute(0, 2, 1, 3)) for keys, values in kv],
+                               width + 1 + steps)
+    layers = cache.layers
     mask = torch.cat([(pos >= 0).long(), torch.ones(n, 1, dtype=torch.long, device=device)], dim=1)
     token, positions = first_tokens.to(device)[:, None], starts[:, None]
     generated = torch.zeros(n, steps, dtype=torch.long, device=device)

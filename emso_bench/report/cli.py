@@ -43,7 +43,8 @@ def write_report(root: Path, out: Path, pick_defaults: bool = False) -> dict:
         md += ["", "## Durability (eval=durable, forget split)", "",
                "What survives each probe after erasure: the best of 16 top-40 samples' share of suffix tokens in place "
                "and the share of rows sampled exactly; the share of the erased MA that relearning brings back after "
-               "its last step count (on retain rows; on the first half of each forget row); forget MA with the "
+               "its last step count, and forget EL_10 then (on retain rows; on the first half of each forget row); "
+               "forget MA with the "
                "weights rounded to 8 and 4 bits (per channel, and 4-bit groups); membership-inference AUCs of "
                "forget against unseen rows (0.5: indistinguishable).", "", durable]
     phases = phases_markdown(rows)

@@ -47,9 +47,13 @@ def columns() -> list[tuple[str, object]]:
              ("wall s", lambda r: r.wall_seconds)])
 
 
-def _last_recovery(r: RunRecord, attack: str):
+def _relearned(r: RunRecord, attack: str, figure: str):
+    """`figure` after the last step count of a relearning attack ("el" for its forget EL_n)."""
     curve = _get(r.durability, "relearn", "attacks", attack) or {}
-    return curve[max(curve, key=int)]["recovery_ma"] if curve else None
+    if not curve:
+        return None
+    point = curve[max(curve, key=int)]
+    return next((v for k, v in point.items() if k.startswith("forget_el_")), None) if figure == "el" else point[figure]
 
 
 def _quant(r: RunRecord, variant_prefix: str):
@@ -61,8 +65,10 @@ def _quant(r: RunRecord, variant_prefix: str):
 DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives each probe, forget split
     ("sampled match", lambda r: _get(r.durability, "sampling", "best_match")),
     ("sampled exact", lambda r: _get(r.durability, "sampling", "exact_frac")),
-    ("relearn retain rec", lambda r: _last_recovery(r, "retain")),
-    ("relearn half rec", lambda r: _last_recovery(r, "half")),
+    ("relearn retain rec", lambda r: _relearned(r, "retain", "recovery_ma")),
+    ("relearn retain EL10", lambda r: _relearned(r, "retain", "el")),
+    ("relearn half rec", lambda r: _relearned(r, "half", "recovery_ma")),
+    ("relearn half EL10", lambda r: _relearned(r, "half", "el")),
     ("int8 MA", lambda r: _quant(r, "int8_channel")),
     ("int4 MA", lambda r: _quant(r, "int4_channel")),
     ("int4 group MA", lambda r: _quant(r, "int4_g")),
