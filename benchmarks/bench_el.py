@@ -2,6 +2,7 @@
 
     python benchmarks/bench_el.py                 # 128 pool rows and 128 unseen rows
     python benchmarks/bench_el.py --rows 32 --threads 2
+    python benchmarks/bench_el.py --fast-only --threads 2   # the fast path alone (one EL pass of a run)
 
 The literal path is Jang et al.'s: one `generate` per prefix length, batched over the rows
 (emso_bench/metrics/literal.py). The fast path shares greedy continuations (emso_bench/metrics) and decodes the
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--model", default="memorizer")
+    parser.add_argument("--fast-only", action="store_true", help="time the fast path alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from transformers import GPTNeoForCausalLM
@@ -47,6 +49,10 @@ def main() -> None:
         t0 = time.perf_counter()
         fast = measure(model, seqs, params)
         t_fast = time.perf_counter() - t0
+        if args.fast_only:
+            print(f"{split:7s} MA {np.mean([r['ma'] for r in fast]):.3f}  EL_10 {np.mean([r['el_10'] for r in fast]):.4f} "
+                  f"| fast {t_fast:5.1f}s")
+            continue
         neo_decode.supports = lambda model: False
         t0 = time.perf_counter()
         generic = measure(model, seqs, params)
