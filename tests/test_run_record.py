@@ -102,3 +102,40 @@ def test_a_run_names_its_model_portably_and_writes_no_machine_path(small_run, tm
     assert "model_path" not in results
     for path in (REPO_DIR, tmp_path, Path.home()):
         assert str(path) not in text, path
+
+
+def test_the_readme_durability_table_is_the_mean_and_std_of_the_committed_records():
+    """Every row of the README's durability table, recomputed literally from docs/results/runs/durability:
+    mean ± sample std over the draws of each figure, '–' where no draw has one (recovery on `none`)."""
+    import math
+
+    import numpy as np
+
+    runs_of: dict[str, list[dict]] = {}
+    for path in sorted((RUNS / "durability").rglob("results.json")):
+        data = json.loads(path.read_text())
+        runs_of.setdefault(data["method"], []).append(data)
+    assert len(runs_of) == 12 and all(len(runs) == 3 for runs in runs_of.values())
+    readme = (REPO_DIR / "README.md").read_text()
+
+    def cell(values) -> str:
+        values = [v for v in values if math.isfinite(v)]
+        return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if values else "–"
+
+    def last(probe: dict, attack: str, key: str) -> float:
+        curve = probe["relearn"]["attacks"][attack]
+        return curve[str(max(int(s) for s in curve))][key]
+
+    for method, runs in runs_of.items():
+        d = [r["durability"] for r in runs]
+        q = [p["quantize"]["variants"] for p in d]
+        status = {r["status"] for r in runs}
+        assert len(status) == 1
+        name = "retrain (oracle)" if method == "retrain" else method
+        row = (f"| {name} | 3 {status.pop()} | {cell([r['after']['forget']['ma'] for r in runs])} | "
+               f"{cell([p['sampling']['best_match'] for p in d])} / {cell([p['sampling']['exact_frac'] for p in d])} | "
+               + " | ".join(f"{cell([last(p, a, 'recovery_ma') for p in d])} / {cell([last(p, a, 'forget_el_10') for p in d])}"
+                            for a in ("retain", "half"))
+               + " | " + " / ".join(cell([v[k]["forget_ma"] for v in q]) for k in ("int8_channel", "int4_channel", "int4_g32"))
+               + " | " + " / ".join(cell([p["mia_after"][k] for p in d]) for k in ("loss", "zlib", "min_k")) + " |")
+        assert row in readme, row
