@@ -4,8 +4,10 @@ committed records gives the tables the committed reports (and the README) show."
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emso_bench import record
@@ -107,10 +109,6 @@ def test_a_run_names_its_model_portably_and_writes_no_machine_path(small_run, tm
 def test_the_readme_durability_table_is_the_mean_and_std_of_the_committed_records():
     """Every row of the README's durability table, recomputed literally from docs/results/runs/durability:
     mean ± sample std over the draws of each figure, '–' where no draw has one (recovery on `none`)."""
-    import math
-
-    import numpy as np
-
     runs_of: dict[str, list[dict]] = {}
     for path in sorted((RUNS / "durability").rglob("results.json")):
         data = json.loads(path.read_text())

@@ -76,7 +76,7 @@ class _Preallocated(DynamicLayer):
 
 def preallocated_cache(kv, capacity: int) -> Cache:
     """A transformers Cache holding `kv` ((keys, values) per layer, batch x heads x positions x dim) with
-    room for `capacity` positions, appended in place (what every cached decoder of the suite uses)."""
+    room for `capacity` positions, appended in place (the generic branch decoder's and the sampling probe's)."""
     return Cache(layers=[_Preallocated(keys, values, capacity) for keys, values in kv])
 
 

@@ -47,13 +47,11 @@ def columns() -> list[tuple[str, object]]:
              ("wall s", lambda r: r.wall_seconds)])
 
 
-def _relearned(r: RunRecord, attack: str, figure: str):
-    """`figure` after the last step count of a relearning attack ("el" for its forget EL_n)."""
+def _relearned(r: RunRecord, attack: str, key: str):
+    """The figure named `key` (or starting with it: `forget_el_` for EL_n) after a relearning attack's last step count."""
     curve = _get(r.durability, "relearn", "attacks", attack) or {}
-    if not curve:
-        return None
-    point = curve[max(curve, key=int)]
-    return next((v for k, v in point.items() if k.startswith("forget_el_")), None) if figure == "el" else point[figure]
+    point = curve[max(curve, key=int)] if curve else {}
+    return next((v for k, v in point.items() if k.startswith(key)), None)
 
 
 def _quant(r: RunRecord, variant_prefix: str):
@@ -66,9 +64,9 @@ DURABILITY_COLUMNS = [  # eval=durable (emso_bench/durability/): what survives e
     ("sampled match", lambda r: _get(r.durability, "sampling", "best_match")),
     ("sampled exact", lambda r: _get(r.durability, "sampling", "exact_frac")),
     ("relearn retain rec", lambda r: _relearned(r, "retain", "recovery_ma")),
-    ("relearn retain EL10", lambda r: _relearned(r, "retain", "el")),
+    ("relearn retain EL10", lambda r: _relearned(r, "retain", "forget_el_")),
     ("relearn half rec", lambda r: _relearned(r, "half", "recovery_ma")),
-    ("relearn half EL10", lambda r: _relearned(r, "half", "el")),
+    ("relearn half EL10", lambda r: _relearned(r, "half", "forget_el_")),
     ("int8 MA", lambda r: _quant(r, "int8_channel")),
     ("int4 MA", lambda r: _quant(r, "int4_channel")),
     ("int4 group MA", lambda r: _quant(r, "int4_g")),
