@@ -8,7 +8,7 @@ import torch
 
 from emso_bench.durability.mia import auc, scores
 from emso_bench.durability.quantize import quantized_copy, rtn
-from emso_bench.durability.relearn import RelearnParams, first_halves, recovery, relearn
+from emso_bench.durability.relearn import RelearnParams, first_halves, fuse_gelu, recovery, relearn
 from emso_bench.durability.sampling import SamplingParams, row_figures, sample_suffixes, sampling_extraction
 from emso_bench.metrics import MetricParams
 
@@ -125,6 +125,26 @@ def test_relearning_brings_erased_rows_back(micro_memorizer):
     assert all(torch.equal(p, s) for p, s in zip(erased.parameters(), snapshot))  # attacks a copy
     assert out[-1]["forget_ma"] > ma_erased + 0.1  # an attack that trained on nothing would leave it
     assert 0 < recovery(ma_before, ma_erased, out[-1]["forget_ma"]) <= 1.2
+
+
+def test_fused_gelu_computes_gpt_neos_gelu_new(micro_memorizer):
+    """The relearning copy's fused activation against gelu_new's formula written out, and the whole model's
+    logits and loss gradient against the unfused model's, in float64 where only rounding may differ."""
+    import copy
+
+    path, model, _ = micro_memorizer
+    twin = copy.deepcopy(model).double()
+    assert fuse_gelu(twin) == model.config.num_layers
+    x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
+    literal = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
+    assert torch.allclose(twin.transformer.h[0].mlp.act(x), literal, rtol=0, atol=1e-14)
+    ref = copy.deepcopy(model).double()
+    ids = torch.as_tensor(np.load(path / "pool.npy")[:2].astype(np.int64))
+    out_fused, out_ref = twin(ids, labels=ids), ref(ids, labels=ids)
+    assert torch.allclose(out_fused.logits, out_ref.logits, rtol=0, atol=1e-10)
+    out_fused.loss.backward(), out_ref.loss.backward()
+    for a, b in zip(twin.parameters(), ref.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10)
 
 
 def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(micro_memorizer, tmp_path):

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import torch
+from transformers.activations import GELUTanh
 
 from ..metrics import MetricParams, measure, summarize
 from ..objectives import Batch, mean_log_likelihood
@@ -46,10 +47,24 @@ def _step(model, opt, rows: Sequence[torch.Tensor], micro_batch: int) -> float:
     return total
 
 
+def fuse_gelu(model) -> int:
+    """Swap GPT-Neo's gelu_new modules for transformers' GELUTanh, torch's fused kernel of the same formula
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): one kernel instead of eight elementwise ops and their
+    backward passes, a relearning step ~1.2x faster on the memorizer (the greedy decoder fuses it too).
+    Only the rounding differs. Returns how many modules were swapped (other activations are left alone)."""
+    swapped = 0
+    if getattr(model.config, "model_type", None) == "gpt_neo" and model.config.activation_function == "gelu_new":
+        for block in model.transformer.h:
+            block.mlp.act = GELUTanh()
+            swapped += 1
+    return swapped
+
+
 def relearn(model, attack: Sequence[torch.Tensor], forget: Sequence[torch.Tensor], params: MetricParams,
             rp: RelearnParams = RelearnParams()) -> list[dict]:
     """[{steps, loss, forget_ma, forget_el_n}] after each of rp.steps steps on `attack`."""
     twin = copy.deepcopy(model)
+    fuse_gelu(twin)
     twin.train()
     opt = torch.optim.Adam(twin.parameters(), lr=rp.lr)
     out, done = [], 0
