@@ -147,6 +147,23 @@ def test_one_batch_of_branches_of_every_length_decodes_as_each_branch_alone(deco
     assert all(len(cont) == len(seqs[i]) - b for (i, b), cont in together.items())
 
 
+@pytest.mark.parametrize("block", [1, 7, 64, 97, 512])
+def test_blocked_argmax_is_torch_argmax_of_the_logits_ties_to_the_lowest_id(block):
+    """The GPT-Neo decoder's argmax, a vocabulary block at a time, against torch.argmax of the whole
+    logits. Small integers make every logit exact whatever the order of the sums, so ties are real and
+    frequent; torch.argmax returns the first maximal id, and so must the blocks."""
+    from emso_bench.metrics.neo_decode import _argmax_logits
+
+    g = torch.Generator().manual_seed(0)
+    weight = torch.randint(-2, 3, (97, 6), generator=g).double()
+    h = torch.randint(-2, 3, (400, 6), generator=g).double()
+    logits = h @ weight.T
+    want = torch.argmax(logits, dim=-1)
+    ties = (logits == logits.max(-1, keepdim=True).values).sum(-1) > 1
+    assert ties.sum() > 100 and len(set(want.tolist())) > 20
+    assert torch.equal(_argmax_logits(weight, h, block), want)
+
+
 @torch.no_grad()
 def test_gpt_neo_decoder_and_generic_decoder_give_the_same_branches(monkeypatch):
     """The shared-prefix GPT-Neo decoder against the generic one (each branch a copy of its prefix's

@@ -9,13 +9,19 @@ settings come from `eval.durable` and are recorded beside its figures.
 """
 from __future__ import annotations
 
+import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
+import torch
 
 from ..metrics import measure, summarize
 from ..perplexity import perplexity
 from . import mia, quantize, relearn, sampling
+
+log = logging.getLogger(__name__)
 
 
 def before(model, tokenizer, splits) -> dict:
@@ -37,32 +43,65 @@ def after(model, tokenizer, splits, params, heldout, dcfg, summary_before: dict,
     out["sampling"] = sampled
     out["sampling"]["seconds"] = round(time.time() - started, 1)
 
-    t = time.time()
+    # relearning's attacks and quantization's variants, each on its own copy of the model, side by side
     rp = relearn.RelearnParams(steps=tuple(dcfg.relearn.steps), lr=dcfg.relearn.lr)
-    ma0, ma1 = summary_before["forget"]["ma"], summary_after["forget"]["ma"]
     attacks = {"retain": splits["retain"].seqs, "half": relearn.first_halves(forget)}
-    out["relearn"] = {"params": rp.record(), "attacks": {}}
-    for name in dcfg.relearn.attacks:
-        curve = relearn.relearn(model, attacks[name], forget, params, rp)
-        for point in curve:
-            point["recovery_ma"] = relearn.recovery(ma0, ma1, point["forget_ma"])
-        out["relearn"]["attacks"][name] = {str(point["steps"]): point for point in curve}
-    out["relearn"]["seconds"] = round(time.time() - t, 1)
+    variants = {(f"int{bits}" + (f"_g{group}" if group else "_channel")): (bits, group)
+                for bits, group in [(b, None) for b in dcfg.quantize.bits] + [(4, dcfg.quantize.group_size)]}
+    jobs = {("relearn", name): partial(relearn.relearn, model, attacks[name], forget, params, rp)
+            for name in dcfg.relearn.attacks}
+    jobs.update({("quantize", name): partial(_quantized, model, bits, group, forget, params, heldout)
+                 for name, (bits, group) in variants.items()})
+    workers = dcfg.workers or (torch.get_num_threads() if next(model.parameters()).device.type == "cpu" else 1)
+    done = side_by_side(jobs, workers)
 
-    t = time.time()
-    out["quantize"] = {"group_size": dcfg.quantize.group_size, "variants": {}}
-    for bits, group in [(b, None) for b in dcfg.quantize.bits] + [(4, dcfg.quantize.group_size)]:
-        q = quantize.quantized_copy(model, bits, group)
-        s = summarize(measure(q, forget, params), params)
-        name = f"int{bits}" + (f"_g{group}" if group else "_channel")
-        out["quantize"]["variants"][name] = {"forget_ma": s["ma"], f"forget_el_{params.el_n}": s[f"el_{params.el_n}"],
-                                             "heldout_ppl": perplexity(q, heldout)}
-        del q
-    out["quantize"]["seconds"] = round(time.time() - t, 1)
+    ma0, ma1 = summary_before["forget"]["ma"], summary_after["forget"]["ma"]
+    out["relearn"] = {"params": rp.record(), "attacks": {}, "seconds": 0.0}
+    out["quantize"] = {"group_size": dcfg.quantize.group_size, "variants": {}, "seconds": 0.0}
+    for (probe, name), (figures, seconds) in done.items():
+        out[probe]["seconds"] = round(out[probe]["seconds"] + seconds, 1)
+        if probe == "relearn":
+            for point in figures:
+                point["recovery_ma"] = relearn.recovery(ma0, ma1, point["forget_ma"])
+            out["relearn"]["attacks"][name] = {str(point["steps"]): point for point in figures}
+        else:
+            out["quantize"]["variants"][name] = figures
+    out["workers"] = workers
 
     t = time.time()
     out["mia_after"] = mia.mia_aucs(model, tokenizer, forget, splits["unseen"].seqs)
     out["mia_seconds"] = round(time.time() - t, 1)
-    out["seconds"] = round(time.time() - started, 1)
+    out["seconds"] = round(time.time() - started, 1)  # wall time: the probes' own seconds overlap when side by side
     out["forget_sample_exact_frac"] = float(np.mean([r["sample_exact"] for r in rows])) if rows else None
     return out, rows
+
+
+def _quantized(model, bits: int, group: int | None, forget, params, heldout) -> dict:
+    """Forget MA and EL_n and held-out perplexity of a copy of the model with its weights rounded."""
+    q = quantize.quantized_copy(model, bits, group)
+    s = summarize(measure(q, forget, params), params)
+    return {"forget_ma": s["ma"], f"forget_el_{params.el_n}": s[f"el_{params.el_n}"], "heldout_ppl": perplexity(q, heldout)}
+
+
+def side_by_side(jobs: dict, workers: int) -> dict:
+    """{name: (result, seconds)} of each job (a callable that works on its own copy of the model), run
+    `workers` at a time, each on one CPU thread (torch's thread count is restored after), in the order
+    given; one worker runs them one after another on the threads torch has. Two single-threaded jobs
+    side by side keep 2 cores busier than one job on two threads: its small operations do not scale."""
+    def timed(name):
+        started = time.time()
+        result = jobs[name]()
+        seconds = round(time.time() - started, 1)
+        log.info("durability: %s %s done in %.0f s", *name, seconds)
+        return result, seconds
+
+    if workers <= 1:
+        return {name: timed(name) for name in jobs}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            futures = {name: pool.submit(timed, name) for name in jobs}
+            return {name: future.result() for name, future in futures.items()}
+    finally:
+        torch.set_num_threads(threads)
