@@ -133,6 +133,8 @@ MUTANTS = [
            "(slots[None, lo:hi] >= (b + s - window)[:, None])", (RECITES, DECODERS)),
     Mutant("neo_decoder_own_ring_one_wider", NEO, "min(ring or self.GROW, steps)", "min(ring + 1 if ring else self.GROW, steps)",
            (RECITES, DECODERS)),
+    Mutant("neo_decoder_growth_drops_the_first_slot", NEO, "self.k[:, :, :cap], self.v[:, :, :cap] = old_k, old_v",
+           "self.k[:, :, :cap - 1], self.v[:, :, :cap - 1] = old_k[:, :, 1:], old_v[:, :, 1:]", (RECITES, DECODERS)),
     Mutant("neo_decoder_one_unwritten_slot_unmasked", NEO, "if filled < slots:\n        own[..., filled:]",
            "if filled + 1 < slots:\n        own[..., filled + 1:]", (RECITES, DECODERS)),
     Mutant("neo_decoder_argmax_ties_to_the_last_block", NEO, "top = values.argmax(dim=1, keepdim=True)",

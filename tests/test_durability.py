@@ -147,6 +147,32 @@ def test_fused_gelu_computes_gpt_neos_gelu_new(micro_memorizer):
         assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10)
 
 
+def test_side_by_side_runs_each_job_once_on_one_thread_and_restores_the_thread_count():
+    import threading
+
+    from emso_bench.durability.suite import side_by_side
+
+    session_threads = torch.get_num_threads()
+    threads = 2  # a run's default on 2 cores (the test session runs on one)
+    torch.set_num_threads(threads)
+    seen = []
+
+    def job(k):
+        seen.append(threading.get_ident())
+        return k * k, torch.get_num_threads()
+
+    jobs = {("probe", str(k)): (lambda k=k: job(k)) for k in range(5)}
+    for workers in (1, 2):
+        seen.clear()
+        done = side_by_side(jobs, workers)
+        assert list(done) == list(jobs)  # the order given, whatever finished first
+        assert [figures for (figures, _), _seconds in done.values()] == [k * k for k in range(5)]
+        assert {t for (_, t), _seconds in done.values()} == ({threads} if workers == 1 else {1})
+        assert len(seen) == 5 and (threading.get_ident() in seen) == (workers == 1)
+        assert torch.get_num_threads() == threads
+    torch.set_num_threads(session_threads)
+
+
 def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(micro_memorizer, tmp_path):
     import csv
     import json
@@ -163,6 +189,7 @@ def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(
     assert d["sampling"]["params"]["samples"] == 2 and 0 <= d["sampling"]["best_match"] <= 1
     assert set(d["relearn"]["attacks"]) == {"retain", "half"} and set(d["relearn"]["attacks"]["half"]) == {"1", "2"}
     assert set(d["quantize"]["variants"]) == {"int8_channel", "int4_channel", "int4_g32"}
+    assert d["workers"] == torch.get_num_threads()  # side by side on a CPU, one job per thread
     for when in ("mia_before", "mia_after"):
         assert set(d[when]) >= {"loss", "zlib", "min_k"} and all(0 <= d[when][k] <= 1 for k in ("loss", "zlib", "min_k"))
     with open(tmp_path / "per_example.csv") as fh:

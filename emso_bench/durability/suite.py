@@ -84,11 +84,14 @@ def _quantized(model, bits: int, group: int | None, forget, params, heldout) -> 
 
 
 def side_by_side(jobs: dict, workers: int) -> dict:
-    """{name: (result, seconds)} of each job (a callable that works on its own copy of the model), run
-    `workers` at a time, each on one CPU thread (torch's thread count is restored after), in the order
-    given; one worker runs them one after another on the threads torch has. Two single-threaded jobs
-    side by side keep 2 cores busier than one job on two threads: its small operations do not scale."""
+    """{name: (result, seconds)} of each job (a callable that works on its own copy of the model), in
+    the order given, run `workers` at a time, each on one CPU thread; one worker runs them one after
+    another on the threads torch has. Two single-threaded jobs side by side keep 2 cores busier than one
+    job on two threads, whose small operations do not scale. The thread count is set inside each worker
+    (a new thread's MKL would take every core) and the caller's restored after, defensively."""
     def timed(name):
+        if workers > 1:
+            torch.set_num_threads(1)
         started = time.time()
         result = jobs[name]()
         seconds = round(time.time() - started, 1)
@@ -98,7 +101,6 @@ def side_by_side(jobs: dict, workers: int) -> dict:
     if workers <= 1:
         return {name: timed(name) for name in jobs}
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
         with ThreadPoolExecutor(workers) as pool:
             futures = {name: pool.submit(timed, name) for name in jobs}

@@ -8,18 +8,21 @@ decoding. Here the branches of one sequence share its teacher-forced cache inste
 - prefix attention: the queries of one sequence's live branches are laid out in a grid (sequence x
   branch), and each sequence's prefix keys are read once per step with one matmul per sequence and head;
   branch j only sees prefix positions t < b_j (and, in a local layer, t > p - window at position p);
-- own attention: each branch's keys and values since b_j sit in its own buffer (a local layer reads
-  its last `window` slots only);
+- own attention: each branch's keys and values since b_j sit in its own buffer, which the matmuls read
+  whole (`_Own`: a ring of `window` slots in a local layer, grown 32 slots at a time in a global one,
+  unwritten slots masked), because torch's batched matmul reads a strided slice of a larger buffer 2-4x
+  slower on a CPU;
 - both score sets go through one softmax, as GPTNeoSelfAttention's single softmax does: scores are not
   scaled by 1/sqrt(d) (GPT-Neo never scales) and are computed in float32 (float64 for a float64 model;
   upstream casts even those to float32, and the tests patch that out so that both paths agree exactly).
 
 Everything else is the model's own modules and weights (embeddings, layer norms, out_proj, the MLP's
-linears, lm_head), with two fusions of the same arithmetic: q, k and v as one matmul of their stacked
-weights, and gelu_new as torch's tanh GELU kernel. Decoding is token by token like the generic path; the
-differences in rounding (the order of sums) are of the size by which a teacher-forced pass and cached
+linears, lm_head), with three rearrangements of the same arithmetic: q, k and v as one matmul of their
+stacked weights, gelu_new as torch's tanh GELU kernel, and the argmax over the vocabulary a block of 512
+ids at a time (ties to the lowest id, as torch.argmax). Decoding is token by token like the generic path;
+the differences in rounding (the order of sums) are of the size by which a teacher-forced pass and cached
 decoding differ anyway, and the benchmark reports float32 near-ties. On unseen rows of the memorizer this
-decodes 1.3x faster than the generic path (benchmarks/bench_el.py).
+decodes 1.8x faster than the generic path (benchmarks/bench_el.py; the README has the figures).
 """
 from __future__ import annotations
 
