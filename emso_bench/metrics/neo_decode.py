@@ -111,8 +111,9 @@ def _attend(q, pre_k, pre_v, own_k, own_v, filled, grid_r, grid_c, pre_mask, dty
 def _argmax_logits(weight: torch.Tensor, h: torch.Tensor, block: int = 512) -> torch.Tensor:
     """argmax_v h . weight_v (GPT-Neo's lm_head has no bias), a block of the vocabulary at a time: each block's
     logits stay in the CPU cache for its max, where the whole rows x vocab matrix went out to memory and
-    back (1.5x faster on 2048 rows of the memorizer). Ties go to the lowest id, as torch.argmax: each
-    block's max gives its first maximal id, and the blocks' maxima their first maximal block."""
+    back (EL on 64 unseen rows of the memorizer: 11.0 s -> 9.8 s, medians of 4, 2 threads). Ties go to the
+    lowest id, as torch.argmax: each block's max gives its first maximal id, and the blocks' maxima their
+    first maximal block."""
     best = [torch.max(torch.nn.functional.linear(h, part), dim=-1) for part in weight.split(block)]
     values = torch.stack([b.values for b in best], dim=1)
     ids = torch.stack([b.indices for b in best], dim=1)
