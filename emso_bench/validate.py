@@ -36,6 +36,9 @@ INTEGERS = {
     "method.retain_batch": (1, "retain windows per step"),
     "method.finetune_epochs": (1, "fine-tuning steps of the task vector"),
     "method.prefix_length": (0, "tokens kept as the prefix"),
+    "eval.durable.sampling.samples": (1, "samples of each forget suffix"),
+    "eval.durable.sampling.top_k": (1, "the tokens top-k sampling draws from"),
+    "eval.durable.quantize.group_size": (1, "input weights per 4-bit group"),
 }
 # Real options: key -> (low, high, low included, what); None: unbounded on that side.
 REALS = {
@@ -45,6 +48,8 @@ REALS = {
     "method.retain_weight": (0.0, None, True, "the retain term's weight"),
     "method.gamma": (None, None, True, "a margin"),
     "select.fraction": (0.0, 1.0, False, "rho, the fraction of eligible weights that may move"),
+    "eval.durable.sampling.temperature": (0.0, None, False, "a sampling temperature"),
+    "eval.durable.relearn.lr": (0.0, None, False, "the relearning rate"),
 }
 
 
@@ -153,6 +158,18 @@ def _check_eval(cfg: DictConfig) -> None:
         raise UserError(f"eval.per_epoch={per_epoch}: expected a list of split names from retain, unseen (or [])")
     if cfg.eval.unseen_after not in ("full", "ma", "none"):
         raise UserError(f"eval.unseen_after={cfg.eval.unseen_after}: expected full, ma or none")
+    durable = cfg.eval.get("durable")
+    if durable is None:
+        return
+    if durable.workers is not None:
+        _integer(cfg, "eval.durable.workers", 1, "probe jobs side by side, or null")
+    steps, attacks, bits = durable.relearn.steps, durable.relearn.attacks, durable.quantize.bits
+    if isinstance(steps, str) or not len(steps) or not all(_is_int(s) and s >= 1 for s in steps):
+        raise UserError(f"eval.durable.relearn.steps={steps}: expected a non-empty list of step counts >= 1")
+    if isinstance(attacks, str) or not all(a in ("retain", "half") for a in attacks):
+        raise UserError(f"eval.durable.relearn.attacks={attacks}: expected a list of attacks from retain, half")
+    if isinstance(bits, str) or not all(_is_int(b) and 2 <= b <= 16 for b in bits):
+        raise UserError(f"eval.durable.quantize.bits={bits}: expected a list of bit widths from 2 to 16")
 
 
 def _check_thresholds(cfg: DictConfig) -> None:

@@ -141,3 +141,23 @@ def test_the_splits_measured_per_epoch_and_after_are_ones_the_engine_knows(key, 
     _refused(_cfg(**{key: value}), message)
     check_config(_cfg(eval__per_epoch=["retain", "unseen"], eval__unseen_after="full"))
     check_config(_cfg(eval__per_epoch=[]))
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("eval__durable__workers", 0, "eval.durable.workers=0: expected a whole number >= 1"),
+    ("eval__durable__workers", "two", "eval.durable.workers=two: expected a whole number >= 1"),
+    ("eval__durable__sampling__samples", 0, "eval.durable.sampling.samples=0: expected a whole number >= 1"),
+    ("eval__durable__sampling__top_k", 2.5, "eval.durable.sampling.top_k=2.5: expected a whole number >= 1"),
+    ("eval__durable__sampling__temperature", 0.0, "eval.durable.sampling.temperature=0.0: expected a finite number > 0"),
+    ("eval__durable__relearn__lr", -1e-4, "eval.durable.relearn.lr=-0.0001: expected a finite number > 0"),
+    ("eval__durable__relearn__steps", [5, 0], r"eval.durable.relearn.steps=\[5, 0\]: expected a non-empty list"),
+    ("eval__durable__relearn__steps", [], r"eval.durable.relearn.steps=\[\]: expected a non-empty list"),
+    ("eval__durable__relearn__attacks", ["retain", "forget"], r"eval.durable.relearn.attacks=\['retain', 'forget'\]: expected"),
+    ("eval__durable__quantize__bits", [8, 1], r"eval.durable.quantize.bits=\[8, 1\]: expected a list of bit widths"),
+    ("eval__durable__quantize__group_size", 0, "eval.durable.quantize.group_size=0: expected a whole number >= 1"),
+])
+def test_durability_options_out_of_range_are_refused(key, value, message):
+    durable = ("model=memorizer-micro", "debug=default", "eval=durable")
+    _refused(_cfg(durable, **{key: value}), message)
+    check_config(_cfg(durable, eval__durable__workers=3))
+    check_config(_cfg(durable))
