@@ -47,7 +47,7 @@ def main() -> None:
     record = json.loads((args.record / "results.json").read_text())
     parts = added_seconds(record)
     print(f"{record['model']} / {record['method']}, {record['n_forget']} forget rows, {record['torch_threads']} threads, "
-          f"{record['durability'].get('workers', 1)} side by side, commit {record['git_commit'][:7]}")
+          f"{record['durability'].get('workers', 1)} side by side, commit {(record.get('git_commit') or 'unknown')[:7]}")
     for name, seconds in parts.items():
         print(f"  {name:22s} {seconds:7.1f} s")
     verdict = "within" if parts["added (wall)"] <= GOAL_S else "OVER"

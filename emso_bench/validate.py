@@ -164,11 +164,11 @@ def _check_eval(cfg: DictConfig) -> None:
     if durable.workers is not None:
         _integer(cfg, "eval.durable.workers", 1, "probe jobs side by side, or null")
     steps, attacks, bits = durable.relearn.steps, durable.relearn.attacks, durable.quantize.bits
-    if isinstance(steps, str) or not len(steps) or not all(_is_int(s) and s >= 1 for s in steps):
+    if not OmegaConf.is_list(steps) or not len(steps) or not all(_is_int(s) and s >= 1 for s in steps):
         raise UserError(f"eval.durable.relearn.steps={steps}: expected a non-empty list of step counts >= 1")
-    if isinstance(attacks, str) or not all(a in ("retain", "half") for a in attacks):
+    if not OmegaConf.is_list(attacks) or not all(a in ("retain", "half") for a in attacks):
         raise UserError(f"eval.durable.relearn.attacks={attacks}: expected a list of attacks from retain, half")
-    if isinstance(bits, str) or not all(_is_int(b) and 2 <= b <= 16 for b in bits):
+    if not OmegaConf.is_list(bits) or not all(_is_int(b) and 2 <= b <= 16 for b in bits):
         raise UserError(f"eval.durable.quantize.bits={bits}: expected a list of bit widths from 2 to 16")
 
 

@@ -135,6 +135,7 @@ def test_fused_gelu_computes_gpt_neos_gelu_new(micro_memorizer):
     path, model, _ = micro_memorizer
     twin = copy.deepcopy(model).double()
     assert fuse_gelu(twin) == model.config.num_layers
+    assert all(type(block.mlp.act).__name__ == "GELUTanh" for block in twin.transformer.h)  # the fused kernel
     x = torch.linspace(-6, 6, 1001, dtype=torch.float64)
     literal = 0.5 * x * (1 + torch.tanh((2 / torch.pi) ** 0.5 * (x + 0.044715 * x ** 3)))
     assert torch.allclose(twin.transformer.h[0].mlp.act(x), literal, rtol=0, atol=1e-14)
@@ -147,14 +148,12 @@ def test_fused_gelu_computes_gpt_neos_gelu_new(micro_memorizer):
         assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10)
 
 
-def test_side_by_side_runs_each_job_once_on_one_thread_and_restores_the_thread_count():
+def test_side_by_side_runs_each_job_once_on_its_share_of_threads_and_restores_the_count():
     import threading
 
     from emso_bench.durability.suite import side_by_side
 
     session_threads = torch.get_num_threads()
-    threads = 2  # a run's default on 2 cores (the test session runs on one)
-    torch.set_num_threads(threads)
     seen = []
 
     def job(k):
@@ -162,14 +161,23 @@ def test_side_by_side_runs_each_job_once_on_one_thread_and_restores_the_thread_c
         return k * k, torch.get_num_threads()
 
     jobs = {("probe", str(k)): (lambda k=k: job(k)) for k in range(5)}
-    for workers in (1, 2):
+    for threads, workers, share in [(2, 1, 2), (2, 2, 1), (4, 2, 2), (2, 3, 1)]:
+        torch.set_num_threads(threads)
         seen.clear()
         done = side_by_side(jobs, workers)
         assert list(done) == list(jobs)  # the order given, whatever finished first
         assert [figures for (figures, _), _seconds in done.values()] == [k * k for k in range(5)]
-        assert {t for (_, t), _seconds in done.values()} == ({threads} if workers == 1 else {1})
+        assert {t for (_, t), _seconds in done.values()} == {share}
         assert len(seen) == 5 and (threading.get_ident() in seen) == (workers == 1)
         assert torch.get_num_threads() == threads
+
+    def fails():
+        raise RuntimeError("probe failed")
+
+    torch.set_num_threads(2)
+    with pytest.raises(RuntimeError, match="probe failed"):
+        side_by_side({("probe", "bad"): fails, **jobs}, 2)
+    assert torch.get_num_threads() == 2
     torch.set_num_threads(session_threads)
 
 
@@ -183,13 +191,13 @@ def test_eval_durable_writes_every_probe_into_the_record_the_csv_and_the_report(
 
     cfg = compose(["model=memorizer-micro", "debug=default", "method=ga", "stop.max_epochs=2", "eval=durable",
                    "eval.durable.sampling.samples=2", "eval.durable.relearn.steps=[1,2]",
-                   "eval.unseen_after=ma"])
+                   "eval.durable.workers=2", "eval.unseen_after=ma"])  # the real jobs side by side
     results = execute(cfg, tmp_path)
     d = json.loads((tmp_path / "results.json").read_text())["durability"]
     assert d["sampling"]["params"]["samples"] == 2 and 0 <= d["sampling"]["best_match"] <= 1
     assert set(d["relearn"]["attacks"]) == {"retain", "half"} and set(d["relearn"]["attacks"]["half"]) == {"1", "2"}
     assert set(d["quantize"]["variants"]) == {"int8_channel", "int4_channel", "int4_g32"}
-    assert d["workers"] == torch.get_num_threads()  # side by side on a CPU, one job per thread
+    assert d["workers"] == 2
     for when in ("mia_before", "mia_after"):
         assert set(d[when]) >= {"loss", "zlib", "min_k"} and all(0 <= d[when][k] <= 1 for k in ("loss", "zlib", "min_k"))
     with open(tmp_path / "per_example.csv") as fh:

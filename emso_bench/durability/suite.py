@@ -52,7 +52,8 @@ def after(model, tokenizer, splits, params, heldout, dcfg, summary_before: dict,
             for name in dcfg.relearn.attacks}
     jobs.update({("quantize", name): partial(_quantized, model, bits, group, forget, params, heldout)
                  for name, (bits, group) in variants.items()})
-    workers = dcfg.workers or (torch.get_num_threads() if next(model.parameters()).device.type == "cpu" else 1)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    workers = dcfg.workers or (min(torch.get_num_threads(), len(jobs)) if on_cpu else 1)
     done = side_by_side(jobs, workers)
 
     ma0, ma1 = summary_before["forget"]["ma"], summary_after["forget"]["ma"]
@@ -85,13 +86,16 @@ def _quantized(model, bits: int, group: int | None, forget, params, heldout) -> 
 
 def side_by_side(jobs: dict, workers: int) -> dict:
     """{name: (result, seconds)} of each job (a callable that works on its own copy of the model), in
-    the order given, run `workers` at a time, each on one CPU thread; one worker runs them one after
-    another on the threads torch has. Two single-threaded jobs side by side keep 2 cores busier than one
-    job on two threads, whose small operations do not scale. The thread count is set inside each worker
-    (a new thread's MKL would take every core) and the caller's restored after, defensively."""
+    the order given, run `workers` at a time, each on an equal share of torch's CPU threads (one each on
+    2 cores); one worker runs them one after another on all of them. Two single-threaded jobs side by
+    side keep 2 cores busier than one job on two threads, whose small operations do not scale. The share
+    is set inside each worker (a new thread's MKL would take every core) and the caller's count restored
+    after. A job that fails cancels those not started and is raised when the running ones end."""
+    threads = torch.get_num_threads()
+
     def timed(name):
         if workers > 1:
-            torch.set_num_threads(1)
+            torch.set_num_threads(max(1, threads // workers))
         started = time.time()
         result = jobs[name]()
         seconds = round(time.time() - started, 1)
@@ -100,10 +104,14 @@ def side_by_side(jobs: dict, workers: int) -> dict:
 
     if workers <= 1:
         return {name: timed(name) for name in jobs}
-    threads = torch.get_num_threads()
     try:
         with ThreadPoolExecutor(workers) as pool:
             futures = {name: pool.submit(timed, name) for name in jobs}
-            return {name: future.result() for name, future in futures.items()}
+            try:
+                return {name: future.result() for name, future in futures.items()}
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
     finally:
         torch.set_num_threads(threads)
